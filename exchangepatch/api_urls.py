@@ -1,0 +1,9 @@
+"""The /api/v1/ routes."""
+
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.urls import path
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,11 @@
+"""Celery application; eager (in-process) when no broker is configured."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchangepatch.settings")
+
+app = Celery("exchangepatch")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,8 @@
+"""The server inventory app."""
+
+from django.apps import AppConfig
+
+
+class InventoryConfig(AppConfig):
+    name = "inventory"
+    verbose_name = "Inventory"

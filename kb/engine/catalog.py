@@ -1,0 +1,303 @@
+"""The update catalog as plain data: entries, levels, series semantics and resolving a build."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import Enum
+
+from .builds import (
+    PRODUCTS,
+    Build,
+    BuildForm,
+    ParsedBuild,
+    ProductInfo,
+    product_for_build,
+    service_pack_for_build,
+)
+
+
+class Kind(str, Enum):
+    PREVIEW = "PREVIEW"
+    RTM = "RTM"
+    SP = "SP"
+    CU = "CU"
+    RU = "RU"
+    SU = "SU"
+    HU = "HU"
+
+
+BASE_KINDS = frozenset({Kind.PREVIEW, Kind.RTM, Kind.SP, Kind.CU})
+
+
+def update_name(kind: Kind, *, number: int | None = None, label: str | None = None, revision: int = 1) -> str | None:
+    """Display name of an update within its level: "Update Rollup 6", "Mar24SU v2"; None for a base level."""
+    if kind in BASE_KINDS:
+        return None
+    base = f"Update Rollup {number}" if kind is Kind.RU else label
+    return f"{base} v{revision}" if revision > 1 else base
+
+
+@dataclass(frozen=True, slots=True)
+class AlternateBuild:
+    """A build another source gives for the same update (a recorded conflict)."""
+
+    build: Build
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """One catalog row: a base level (RTM/SP/CU) or an update (RU/SU/HU) with its build."""
+
+    product: str
+    level: str
+    kind: Kind
+    build: Build
+    number: int | None = None  # rollup number (RU)
+    label: str | None = None  # SU/HU label, e.g. "Mar24SU"
+    revision: int = 1  # re-release: 2 for "v2"
+    kb: str | None = None
+    release_date: date | None = None
+    is_security: bool = False
+    is_recalled: bool = False
+    sources: tuple[str, ...] = ()
+    alternate_builds: tuple[AlternateBuild, ...] = ()
+
+    @property
+    def is_base(self) -> bool:
+        return self.kind in BASE_KINDS
+
+    @property
+    def name(self) -> str | None:
+        return update_name(self.kind, number=self.number, label=self.label, revision=self.revision)
+
+    @property
+    def identity(self) -> tuple:
+        """Natural key: the same update from two sources has the same identity."""
+        return (self.product, self.level, self.kind.value, self.number if self.kind is Kind.RU else self.label, self.revision)
+
+    @property
+    def title(self) -> str:
+        product = PRODUCTS[self.product].name
+        return f"{product} {self.level}" + (f" {self.name}" if self.name else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A servicing level (RTM, SP, CU) of a product, with its base build."""
+
+    product: str
+    name: str
+    kind: Kind
+    base_build: Build
+    release_date: date | None
+    kb: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSupport:
+    """Support facts for a product, from the rules data (Microsoft's lifecycle and N/N-1 policy)."""
+
+    end_of_extended_support: date | None
+    supported_level_count: int  # 2 for N and N-1 CUs; 1 for the latest service pack
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a reported build means against the catalog."""
+
+    build: Build
+    form: BuildForm
+    product: ProductInfo | None
+    level: Level | None
+    entry: CatalogEntry | None  # the catalog row when the update is known; None for unlisted or unknown
+    floor: CatalogEntry | None  # newest row of the same series at or below the build (what it at least has)
+    exact: bool
+    is_update_known: bool
+    is_supported: bool
+    is_latest: bool
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def update_name(self) -> str | None:
+        return self.entry.name if self.entry else None
+
+
+class Catalog:
+    """An immutable, indexed view over catalog entries; every lookup is in memory."""
+
+    def __init__(
+        self,
+        entries: Iterable[CatalogEntry],
+        support: Mapping[str, ProductSupport] | None = None,
+    ) -> None:
+        self.entries: tuple[CatalogEntry, ...] = tuple(sorted(entries, key=lambda e: (e.build, e.revision)))
+        self.support = dict(support or {})
+        self._by_build: dict[Build, list[CatalogEntry]] = defaultdict(list)
+        self._by_alternate: dict[Build, list[CatalogEntry]] = defaultdict(list)
+        self._series: dict[tuple[str, str], list[CatalogEntry]] = defaultdict(list)
+        levels: dict[str, list[Level]] = defaultdict(list)
+        for entry in self.entries:
+            self._by_build[entry.build].append(entry)
+            for alternate in entry.alternate_builds:
+                self._by_alternate[alternate.build].append(entry)
+            self._series[(entry.product, entry.level)].append(entry)
+            if entry.is_base:
+                levels[entry.product].append(
+                    Level(entry.product, entry.level, entry.kind, entry.build, entry.release_date, entry.kb)
+                )
+        self._levels = {product: sorted(items, key=lambda lvl: lvl.base_build) for product, items in levels.items()}
+        self._level_by_name = {(lvl.product, lvl.name): lvl for items in self._levels.values() for lvl in items}
+        self._series_builds = {key: [e.build for e in items] for key, items in self._series.items()}
+
+    # -- lookups -----------------------------------------------------------------------------------
+    def levels(self, product: str) -> list[Level]:
+        return list(self._levels.get(product, ()))
+
+    def level(self, product: str, name: str) -> Level | None:
+        return self._level_by_name.get((product, name))
+
+    def series(self, product: str, level: str) -> list[CatalogEntry]:
+        """Entries of one level in build order: the base first, then its RUs or SUs/HUs."""
+        return list(self._series.get((product, level), ()))
+
+    def installable(self, product: str, level: str) -> list[CatalogEntry]:
+        return [e for e in self._series.get((product, level), ()) if not e.is_recalled]
+
+    def latest_in_series(self, product: str, level: str) -> CatalogEntry | None:
+        items = self.installable(product, level)
+        return items[-1] if items else None
+
+    def latest_level(self, product: str) -> Level | None:
+        levels = [lvl for lvl in self._levels.get(product, ()) if lvl.kind is not Kind.PREVIEW]
+        return levels[-1] if levels else None
+
+    def find(self, *, product: str, level: str, name: str | None) -> CatalogEntry | None:
+        for entry in self._series.get((product, level), ()):
+            if entry.name == name:
+                return entry
+        return None
+
+    def by_kb(self, kb: str) -> list[CatalogEntry]:
+        kb = normalize_kb(kb)
+        return [e for e in self.entries if e.kb == kb]
+
+    def level_for(self, build: Build) -> Level | None:
+        """The level a build belongs to: the SP named by its minor version, or the CU whose base it is at or above."""
+        product = product_for_build(build)
+        if product is None:
+            return None
+        if not product.is_cumulative:
+            return self.level(product.key, service_pack_for_build(build) or "")
+        levels = self._levels.get(product.key, [])
+        same_build = [lvl for lvl in levels if lvl.base_build.build == build.build]
+        if same_build:
+            at_or_below = [lvl for lvl in same_build if lvl.base_build <= build]
+            return at_or_below[-1] if at_or_below else same_build[0]
+        below = [lvl for lvl in levels if lvl.base_build <= build]
+        return below[-1] if below else None
+
+    def floor_in_series(self, level: Level, build: Build) -> CatalogEntry | None:
+        key = (level.product, level.name)
+        index = bisect.bisect_right(self._series_builds.get(key, []), build)
+        return self._series[key][index - 1] if index else None
+
+    # -- support -----------------------------------------------------------------------------------
+    def supported_levels(self, product: str, today: date) -> list[Level]:
+        facts = self.support.get(product)
+        if facts is None:
+            return []
+        if facts.end_of_extended_support and today > facts.end_of_extended_support:
+            return []
+        released = [
+            lvl
+            for lvl in self._levels.get(product, ())
+            if lvl.kind is not Kind.PREVIEW and (lvl.release_date is None or lvl.release_date <= today)
+        ]
+        return released[-facts.supported_level_count :] if facts.supported_level_count else []
+
+    def is_level_supported(self, level: Level, today: date) -> bool:
+        return level in self.supported_levels(level.product, today)
+
+    def is_end_of_life(self, product: str, today: date) -> bool:
+        facts = self.support.get(product)
+        return bool(facts and facts.end_of_extended_support and today > facts.end_of_extended_support)
+
+    def newest_entry(self, product: str) -> CatalogEntry | None:
+        candidates = [e for e in self.entries if e.product == product and not e.is_recalled and e.kind is not Kind.PREVIEW]
+        return max(candidates, key=lambda e: e.build) if candidates else None
+
+    # -- resolution --------------------------------------------------------------------------------
+    def resolve(self, reported: ParsedBuild | Build, *, today: date) -> Resolution:
+        parsed = reported if isinstance(reported, ParsedBuild) else ParsedBuild(reported, BuildForm.SHORT)
+        build = parsed.build
+        product = product_for_build(build)
+        if product is None:
+            note = (
+                "legacy Exchange (2003 or older): not tracked"
+                if build.major < 8
+                else f"{build.major}.{build.minor} is not a known Exchange version"
+            )
+            return Resolution(build, parsed.form, None, None, None, None, False, False, False, False, (note,))
+        level = self.level_for(build)
+        notes: list[str] = []
+        if level is None:
+            notes.append(f"older than any {product.name} level in the catalog")
+            return Resolution(build, parsed.form, product, None, None, None, False, False, False, False, tuple(notes))
+
+        floor = self.floor_in_series(level, build)
+        is_supported = self.is_level_supported(level, today)
+        newest = self.newest_entry(product.key)
+
+        if parsed.form is BuildForm.ADMIN_DISPLAY:
+            base = self.series(level.product, level.name)[0]
+            if product.is_cumulative:
+                notes.append(
+                    "security update level unknown: AdminDisplayVersion shows the CU only; report the ExSetup.exe version"
+                )
+            else:
+                notes.append(
+                    "rollup level unknown: AdminDisplayVersion shows the service pack only; report the ExSetup.exe version"
+                )
+            return Resolution(build, parsed.form, product, level, None, base, False, False, is_supported, False, tuple(notes))
+
+        entry, exact = self._exact_entry(product.key, build, notes)
+        if entry is None:
+            nearest = f"; nearest listed below: {floor.name or floor.level} {floor.build}" if floor else ""
+            notes.append(f"unlisted build of {product.name} {level.name}{nearest}")
+        if entry is not None and entry.is_recalled:
+            notes.append(f"{entry.name} was recalled; install its re-release")
+        is_latest = newest is not None and build >= newest.build
+        if not is_supported:
+            if self.is_end_of_life(product.key, today):
+                notes.append(f"{product.name} is past the end of extended support")
+            else:
+                notes.append(f"{level.name} is not a supported level (Microsoft supports the newest levels only)")
+        return Resolution(build, parsed.form, product, level, entry, entry or floor, exact, True, is_supported, is_latest, tuple(notes))
+
+    def _exact_entry(self, product: str, build: Build, notes: list[str]) -> tuple[CatalogEntry | None, bool]:
+        primary = [e for e in self._by_build.get(build, ()) if e.product == product]
+        if primary:
+            entry = max(primary, key=lambda e: e.revision)
+            for other in self._by_alternate.get(build, ()):
+                if other is not entry:
+                    sources = ", ".join(a.source for a in other.alternate_builds if a.build == build)
+                    notes.append(f"conflict: {sources} lists {build} as {other.title} (catalog keeps {other.build})")
+            return entry, True
+        alternates = [e for e in self._by_alternate.get(build, ()) if e.product == product]
+        if alternates:
+            entry = alternates[0]
+            sources = ", ".join(a.source for a in entry.alternate_builds if a.build == build)
+            notes.append(f"conflict: {build} is listed by {sources}; the catalog keeps {entry.build} for {entry.title}")
+            return entry, True
+        return None, False
+
+
+def normalize_kb(value: str) -> str:
+    """"kb2608656", "2608656", "KB 2608656" → "KB2608656"."""
+    digits = "".join(ch for ch in str(value) if ch.isascii() and ch.isdigit())
+    return f"KB{digits}"
