@@ -1,7 +1,7 @@
 """The /api/v1/ routes."""
 
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

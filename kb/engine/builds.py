@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 # Windows file-version components are 16-bit; anything larger is not a build.
 MAX_PART = 65535
@@ -19,7 +19,7 @@ class InvalidBuildError(ValueError):
         super().__init__(f"{text!r} is not a build number: {reason}")
 
 
-class BuildForm(str, Enum):
+class BuildForm(StrEnum):
     """Where a build string came from; it decides how much of the level it can tell."""
 
     SHORT = "short"  # 15.2.1544.4 (build-number table)

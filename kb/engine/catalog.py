@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 
 from .builds import (
     PRODUCTS,
@@ -15,12 +16,13 @@ from .builds import (
     BuildForm,
     ParsedBuild,
     ProductInfo,
+    parse_build,
     product_for_build,
     service_pack_for_build,
 )
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     PREVIEW = "PREVIEW"
     RTM = "RTM"
     SP = "SP"
@@ -78,7 +80,13 @@ class CatalogEntry:
     @property
     def identity(self) -> tuple:
         """Natural key: the same update from two sources has the same identity."""
-        return (self.product, self.level, self.kind.value, self.number if self.kind is Kind.RU else self.label, self.revision)
+        return (
+            self.product,
+            self.level,
+            self.kind.value,
+            self.number if self.kind is Kind.RU else self.label,
+            self.revision,
+        )
 
     @property
     def title(self) -> str:
@@ -228,7 +236,9 @@ class Catalog:
         return bool(facts and facts.end_of_extended_support and today > facts.end_of_extended_support)
 
     def newest_entry(self, product: str) -> CatalogEntry | None:
-        candidates = [e for e in self.entries if e.product == product and not e.is_recalled and e.kind is not Kind.PREVIEW]
+        candidates = [
+            e for e in self.entries if e.product == product and not e.is_recalled and e.kind is not Kind.PREVIEW
+        ]
         return max(candidates, key=lambda e: e.build) if candidates else None
 
     # -- resolution --------------------------------------------------------------------------------
@@ -263,9 +273,15 @@ class Catalog:
                 notes.append(
                     "rollup level unknown: AdminDisplayVersion shows the service pack only; report the ExSetup.exe version"
                 )
-            return Resolution(build, parsed.form, product, level, None, base, False, False, is_supported, False, tuple(notes))
+            return Resolution(
+                build, parsed.form, product, level, None, base, False, False, is_supported, False, tuple(notes)
+            )
 
         entry, exact = self._exact_entry(product.key, build, notes)
+        if entry is not None and (entry.product, entry.level) != (level.product, level.name):
+            # Matched through a conflicting source's build: the row's own level is the truth to report.
+            level = self.level(entry.product, entry.level) or level
+            is_supported = self.is_level_supported(level, today)
         if entry is None:
             nearest = f"; nearest listed below: {floor.name or floor.level} {floor.build}" if floor else ""
             notes.append(f"unlisted build of {product.name} {level.name}{nearest}")
@@ -277,7 +293,19 @@ class Catalog:
                 notes.append(f"{product.name} is past the end of extended support")
             else:
                 notes.append(f"{level.name} is not a supported level (Microsoft supports the newest levels only)")
-        return Resolution(build, parsed.form, product, level, entry, entry or floor, exact, True, is_supported, is_latest, tuple(notes))
+        return Resolution(
+            build,
+            parsed.form,
+            product,
+            level,
+            entry,
+            entry or floor,
+            exact,
+            True,
+            is_supported,
+            is_latest,
+            tuple(notes),
+        )
 
     def _exact_entry(self, product: str, build: Build, notes: list[str]) -> tuple[CatalogEntry | None, bool]:
         primary = [e for e in self._by_build.get(build, ()) if e.product == product]
@@ -297,7 +325,54 @@ class Catalog:
         return None, False
 
 
-def normalize_kb(value: str) -> str:
-    """"kb2608656", "2608656", "KB 2608656" → "KB2608656"."""
-    digits = "".join(ch for ch in str(value) if ch.isascii() and ch.isdigit())
-    return f"KB{digits}"
+_KB = re.compile(r"(?:KB)?\s*(\d{6,8})", re.IGNORECASE | re.ASCII)
+
+
+class InvalidKBError(ValueError):
+    def __init__(self, text: object) -> None:
+        super().__init__(f"{text!r} is not a KB number (expected KB followed by 6 to 8 digits)")
+
+
+def normalize_kb(value: object) -> str:
+    """ "kb2608656", "2608656", "KB 2608656" → "KB2608656"; raises InvalidKBError otherwise."""
+    match = _KB.fullmatch(str(value).strip())
+    if not match:
+        raise InvalidKBError(value)
+    return f"KB{match.group(1)}"
+
+
+def entry_to_dict(entry: CatalogEntry) -> dict:
+    """The snapshot's JSON form of an entry."""
+    return {
+        "product": entry.product,
+        "level": entry.level,
+        "kind": entry.kind.value,
+        "build": entry.build.short,
+        "number": entry.number,
+        "label": entry.label,
+        "revision": entry.revision,
+        "kb": entry.kb,
+        "release_date": entry.release_date.isoformat() if entry.release_date else None,
+        "is_security": entry.is_security,
+        "is_recalled": entry.is_recalled,
+        "sources": list(entry.sources),
+        "alternate_builds": [{"build": a.build.short, "source": a.source} for a in entry.alternate_builds],
+    }
+
+
+def entry_from_dict(item: dict) -> CatalogEntry:
+    return CatalogEntry(
+        product=item["product"],
+        level=item["level"],
+        kind=Kind(item["kind"]),
+        build=parse_build(item["build"]),
+        number=item["number"],
+        label=item["label"],
+        revision=item["revision"],
+        kb=item["kb"],
+        release_date=date.fromisoformat(item["release_date"]) if item["release_date"] else None,
+        is_security=item["is_security"],
+        is_recalled=item["is_recalled"],
+        sources=tuple(item["sources"]),
+        alternate_builds=tuple(AlternateBuild(parse_build(a["build"]), a["source"]) for a in item["alternate_builds"]),
+    )

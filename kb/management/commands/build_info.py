@@ -1,0 +1,62 @@
+"""Resolve builds against the catalog: product, level, update, KB, support."""
+
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from kb.engine.lookup import build_info
+from kb.selectors import catalog_get, today
+
+
+class Command(BaseCommand):
+    help = "Describe Exchange builds (short, long, ExSetup or 'Version 15.2 (Build 1544.4)' form); '-' reads stdin."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "builds", nargs="+", metavar="BUILD", help="a build, or '-' to read one build a line from stdin"
+        )
+        parser.add_argument("--json", action="store_true", help="print a JSON list, one object per input, in order")
+
+    def handle(self, *args, builds, **options):
+        inputs = []
+        for item in builds:
+            if item == "-":
+                inputs.extend(line.strip() for line in sys.stdin if line.strip())
+            else:
+                inputs.append(item)
+        catalog = catalog_get()
+        if not catalog.entries:
+            raise CommandError("the catalog is empty: run `python manage.py catalog_load` first")
+        on = today()
+        results = [build_info(text, catalog, today=on) for text in inputs]
+        if options["json"]:
+            self.stdout.write(json.dumps(results, indent=2))
+        else:
+            self._table(results)
+        if any(result["error"] for result in results):
+            raise CommandError("; ".join(result["error"] for result in results if result["error"]))
+
+    def _table(self, results):
+        header = ("INPUT", "PRODUCT", "LEVEL", "UPDATE", "KB", "RELEASED", "EXACT", "SUPPORTED", "LATEST")
+        rows = [
+            (
+                r["input"], r["product"] or "-", r["level"] or "-", r["update"] or "-", r["kb"] or "-",
+                r["release_date"] or "-", _yes(r["exact"]), _yes(r["is_supported"]), _yes(r["is_latest"]),
+            )
+            for r in results
+        ]  # fmt: skip
+        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            self.stdout.write(
+                "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            )
+        for r in results:
+            for note in r["notes"]:
+                self.stdout.write(f"  {r['input']}: {note}")
+            if r["error"]:
+                self.stdout.write(f"  error: {r['error']}")
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"

@@ -1,0 +1,78 @@
+"""Regenerate the bundled catalog snapshot (kb/data/catalog.json) from the real source documents."""
+
+import json
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from kb.importers.build_page import BuildTableError
+from kb.importers.documents import DocumentError, read_document
+from kb.services import SNAPSHOT_PATH, CatalogImportError, parse_catalog_document, snapshot_build
+
+# Where each shared/data file comes from (shared/data/SOURCES.md); kept as provenance in the snapshot.
+CATALOG_SOURCES = (
+    (
+        "catalog/ExchangeBuildNumbers.csv",
+        "github.com/microsoft/Get-ExchangeBuildNumber@a2c819b81a8f/ExchangeBuildNumbers.csv",
+        date(2026, 8, 19),
+    ),
+    (
+        "catalog/build-numbers-and-release-dates.md",
+        "github.com/MicrosoftDocs/OfficeDocs-Exchange@316f63a69349/Exchange/ExchangeServer/new-features/"
+        "build-numbers-and-release-dates.md (learn.microsoft.com: Exchange Server build numbers and release dates)",
+        date(2022, 4, 27),
+    ),
+)
+FIX_LIST_SOURCES = (
+    (
+        "announcements/2011-06-22-exchange-2010-sp1-rollup-4-released.md",
+        "github.com/JohanVeldhuis/johanveldhuis.github.io@c19216eaf9e6/_posts/2011-06-22-exchange-2010-sp1-rollup-4-released.md",
+        date(2021, 3, 30),
+    ),
+    (
+        "announcements/2012-05-30-exchange-2010-sp2-rollup-3-released.md",
+        "github.com/JohanVeldhuis/johanveldhuis.github.io@c19216eaf9e6/_posts/2012-05-30-exchange-2010-sp2-rollup-3-released.md",
+        date(2021, 3, 30),
+    ),
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Rebuild kb/data/catalog.json from ../shared/data: the Get-ExchangeBuildNumber CSV first (newer, with KBs and "
+        "re-releases), then Microsoft's build-number page; disagreements are kept as conflicts."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--data",
+            type=Path,
+            default=Path(settings.BASE_DIR).parent / "shared" / "data",
+            help="the shared/data folder",
+        )
+        parser.add_argument("--output", type=Path, default=SNAPSHOT_PATH)
+
+    def handle(self, *args, data: Path, output: Path, **options):
+        from kb.importers.fix_list import FixListError, parse_fix_list
+
+        try:
+            tables = []
+            for relative, location, document_date in CATALOG_SOURCES:
+                document = replace(read_document(str(data / relative)), location=location)
+                fmt, table = parse_catalog_document(document)
+                tables.append((document, fmt, table, document_date))
+            fix_lists = []
+            for relative, location, document_date in FIX_LIST_SOURCES:
+                document = replace(read_document(str(data / relative)), location=location)
+                fix_lists.append((document, parse_fix_list(document.text, name=document.name), document_date))
+            snapshot = snapshot_build(tables, fix_lists)
+        except (DocumentError, BuildTableError, CatalogImportError, FixListError) as error:
+            raise CommandError(str(error)) from None
+        output.write_text(json.dumps(snapshot, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        self.stdout.write(
+            f"{output}: {len(snapshot['entries'])} entries, {len(snapshot['conflicts'])} conflicts, "
+            f"{sum(len(f['fixes']) for f in snapshot['fixes'])} fixes from {len(snapshot['sources'])} sources"
+        )

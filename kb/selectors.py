@@ -1,0 +1,66 @@
+"""Reads of the catalog: the engine's view of the database, built in a fixed number of queries."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.conf import settings
+from django.utils import timezone
+
+from kb.engine.builds import Build, parse_build
+from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport
+from kb.models import Rule, Update
+
+
+def today() -> date:
+    """The date verdicts are computed for; EXCHANGEPATCH_TODAY pins it for reproducible reports."""
+    if settings.EXCHANGEPATCH_TODAY:
+        return date.fromisoformat(settings.EXCHANGEPATCH_TODAY)
+    return timezone.localdate()
+
+
+def identity_key(identity: tuple) -> str:
+    return "|".join("" if part is None else str(part) for part in identity)
+
+
+def entry_from_update(update: Update, product_key: str, level_name: str) -> CatalogEntry:
+    return CatalogEntry(
+        product=product_key,
+        level=level_name,
+        kind=Kind(update.kind),
+        build=Build(update.build_major, update.build_minor, update.build_number, update.build_revision),
+        number=update.number,
+        label=update.label or None,
+        revision=update.revision,
+        kb=update.kb or None,
+        release_date=update.release_date,
+        is_security=update.is_security,
+        is_recalled=update.is_recalled,
+        sources=tuple(update.source_names),
+        alternate_builds=tuple(
+            AlternateBuild(parse_build(item["build"]), item["source"]) for item in update.alternate_builds
+        ),
+    )
+
+
+def catalog_entries() -> list[CatalogEntry]:
+    rows = Update.objects.select_related("product", "level").order_by()
+    return [entry_from_update(row, row.product.key, row.level.name) for row in rows]
+
+
+def product_support() -> dict[str, ProductSupport]:
+    support: dict[str, ProductSupport] = {}
+    for rule in Rule.objects.filter(kind="support", is_enabled=True).order_by("key"):
+        end = rule.data.get("end_of_extended_support")
+        facts = ProductSupport(
+            end_of_extended_support=date.fromisoformat(end) if end else None,
+            supported_level_count=int(rule.data.get("supported_level_count", 2)),
+        )
+        for product in rule.products:
+            support[product] = facts
+    return support
+
+
+def catalog_get() -> Catalog:
+    """The whole catalog as an in-memory engine object (two queries)."""
+    return Catalog(catalog_entries(), support=product_support())
