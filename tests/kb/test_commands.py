@@ -1,0 +1,236 @@
+"""The catalog commands against the real database: import, load, build_info, fixes_import."""
+
+import http.server
+import io
+import json
+import shutil
+import threading
+from functools import partial
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from kb.models import CatalogConflict, CatalogSource, Fix, Rule, Update, UpdateFix
+from tests.conftest import SHARED_DATA, needs_shared
+
+MARKDOWN = SHARED_DATA / "catalog" / "build-numbers-and-release-dates.md"
+CSV = SHARED_DATA / "catalog" / "ExchangeBuildNumbers.csv"
+SP1_RU4 = SHARED_DATA / "announcements" / "2011-06-22-exchange-2010-sp1-rollup-4-released.md"
+SP2_RU3 = SHARED_DATA / "announcements" / "2012-05-30-exchange-2010-sp2-rollup-3-released.md"
+
+
+def run(*args, stdin: str | None = None) -> str:
+    out = io.StringIO()
+    if stdin is not None:
+        import sys
+
+        previous, sys.stdin = sys.stdin, io.StringIO(stdin)
+        try:
+            call_command(*args, stdout=out)
+        finally:
+            sys.stdin = previous
+    else:
+        call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@needs_shared
+@pytest.mark.django_db
+def test_catalog_import_of_both_real_sources_counts_and_keeps_conflicts():
+    first = run("catalog_import", str(CSV))
+    second = run("catalog_import", str(MARKDOWN))
+    again = run("catalog_import", str(MARKDOWN))
+
+    assert "340 created, 0 updated, 0 unchanged, 0 conflicts, 0 skipped" in first
+    assert "1 created, 0 updated, 235 unchanged, 22 conflicts, 28 skipped" in second
+    assert "0 created, 0 updated, 236 unchanged, 22 conflicts" in again
+    assert Update.objects.count() == 341
+    assert CatalogConflict.objects.count() == 22
+    ru4 = Update.objects.get(identity_key="2010|SP1|RU|4|1")
+    assert (ru4.build, ru4.kb) == ("14.1.323.1", "KB2509910")  # the CSV's value is kept ...
+    assert ru4.alternate_builds == [{"build": "14.1.323.6", "source": "build-numbers-and-release-dates.md"}]  # ... and the page's too
+    assert set(CatalogSource.objects.values_list("name", flat=True)) == {CSV.name, MARKDOWN.name}
+
+
+@needs_shared
+@pytest.mark.django_db
+def test_catalog_import_dry_run_writes_nothing():
+    output = run("catalog_import", str(CSV), "--dry-run")
+
+    assert output.startswith("dry run, nothing written: ExchangeBuildNumbers.csv (csv): 340 created")
+    assert not Update.objects.exists()
+    assert not CatalogSource.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("_case", "content", "name", "message"),
+    [
+        ("no table", "# Title\n\nJust text.\n", "page.md", "page.md: no build-number table found (expected columns 'Product name' and 'Build number')"),
+        ("wrong csv", "Name,Version\nx,1\n", "builds.csv", "builds.csv: not a build-number CSV (missing column(s): Product Name, Build Number)"),
+        ("only legacy rows", "|Product name|Release date|Build number|\n|---|---|---|\n|Exchange Server 2003 SP2|October 19, 2005|6.5.7683|\n", "old.md", "old.md: build-number tables hold no Exchange 2007 or later rows"),
+    ],
+)  # fmt: skip
+def test_catalog_import_of_a_document_without_builds_fails_and_changes_nothing(
+    loaded_catalog, tmp_path, _case, content, name, message
+):
+    before = Update.objects.count()
+    path = tmp_path / name
+    path.write_text(content)
+
+    with pytest.raises(CommandError) as error:
+        run("catalog_import", str(path))
+
+    assert str(error.value) == message
+    assert Update.objects.count() == before
+    assert not CatalogSource.objects.filter(name=name).exists()
+
+
+@pytest.mark.django_db
+def test_catalog_import_names_a_missing_file():
+    with pytest.raises(CommandError, match="/nonexistent/builds.csv: no such file"):
+        run("catalog_import", "/nonexistent/builds.csv")
+
+
+@needs_shared
+@pytest.mark.django_db
+def test_catalog_import_reads_http_and_file_urls(tmp_path):
+    shutil.copy(CSV, tmp_path / CSV.name)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        over_http = run("catalog_import", f"http://127.0.0.1:{server.server_port}/{CSV.name}")
+        missing = pytest.raises(CommandError, run, "catalog_import", f"http://127.0.0.1:{server.server_port}/absent.csv")
+    finally:
+        server.shutdown()
+    over_file = run("catalog_import", f"file://{tmp_path / CSV.name}")
+
+    assert "340 created" in over_http
+    assert "HTTP 404" in str(missing.value)
+    assert "0 created, 0 updated, 340 unchanged" in over_file
+
+
+@pytest.mark.django_db
+def test_catalog_load_is_idempotent(snapshot):
+    first = run("catalog_load")
+    counts = (Update.objects.count(), CatalogConflict.objects.count(), Fix.objects.count(), Rule.objects.count())
+    stamps = list(Update.objects.order_by("pk").values_list("last_updated", flat=True))
+    second = run("catalog_load")
+
+    assert first.startswith(f"catalog: {len(snapshot['entries'])} created, 0 updated")
+    assert second.startswith("catalog: 0 created, 0 updated; conflicts: 0 new; fixes: 0 new, 0 links")
+    assert counts == (Update.objects.count(), CatalogConflict.objects.count(), Fix.objects.count(), Rule.objects.count())
+    assert list(Update.objects.order_by("pk").values_list("last_updated", flat=True)) == stamps
+
+
+@pytest.mark.django_db
+def test_rules_edited_by_an_operator_survive_a_reload(loaded_catalog):
+    rule = Rule.objects.get(key="step.forefront")
+    rule.description = "Changed by our messaging team"
+    rule.is_operator_edited = True
+    rule.save()
+
+    run("catalog_load")
+
+    assert Rule.objects.get(key="step.forefront").description == "Changed by our messaging team"
+
+
+@pytest.mark.django_db
+def test_build_info_json_reads_stdin_and_keeps_input_order(loaded_catalog):
+    output = run("build_info", "8.3.245.2", "-", "--json", stdin="15.02.1544.009\nVersion 8.3 (Build 83.6)\n")
+    results = json.loads(output)
+
+    assert [r["input"] for r in results] == ["8.3.245.2", "15.02.1544.009", "Version 8.3 (Build 83.6)"]
+    assert results[0] | {"notes": None, "is_supported": None} == {
+        "input": "8.3.245.2", "build": "8.3.245.2", "product": "Exchange Server 2007", "level": "SP3",
+        "update": "Update Rollup 6", "kb": "KB2608656", "release_date": "2012-01-26", "exact": True,
+        "is_supported": None, "is_latest": False, "notes": None, "error": None,
+    }  # fmt: skip
+    assert (results[1]["update"], results[1]["kb"]) == ("Mar24SU", "KB5036386")
+    assert results[2]["update"] is None
+    assert results[2]["notes"][0].startswith("rollup level unknown")
+
+
+@pytest.mark.django_db
+def test_build_info_prints_the_json_then_fails_for_a_malformed_input(loaded_catalog):
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="'abc' is not a build number"):
+        call_command("build_info", "8.3.245.2", "abc", "--json", stdout=out)
+
+    results = json.loads(out.getvalue())
+    assert [r["error"] is None for r in results] == [True, False]
+
+
+@pytest.mark.django_db
+def test_build_info_without_a_catalog_says_what_to_do():
+    with pytest.raises(CommandError, match="the catalog is empty: run `python manage.py catalog_load` first"):
+        run("build_info", "8.3.245.2")
+
+
+@pytest.mark.django_db
+def test_build_info_table_output(loaded_catalog):
+    output = run("build_info", "15.1.1415.9")
+
+    assert output.splitlines()[0].split() == ["INPUT", "PRODUCT", "LEVEL", "UPDATE", "KB", "RELEASED", "EXACT", "SUPPORTED", "LATEST"]
+    assert "unlisted build of Exchange Server 2016 CU8" in output
+
+
+@needs_shared
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "update_kb", "count", "first", "last"),
+    [
+        (SP1_RU4, "KB2509910", 47, "KB2537099", "KB2507066"),
+        (SP2_RU3, "KB2685289", 42, "KB2510607", "KB2708880"),
+    ],
+)
+def test_fixes_import_of_the_real_announcements(loaded_catalog, path, update_kb, count, first, last):
+    UpdateFix.objects.all().delete()
+    output = run("fixes_import", str(path), "--json")
+    payload = json.loads(output)
+
+    assert payload["update"] == update_kb
+    assert len(payload["fixes"]) == count
+    assert (payload["fixes"][0]["kb"], payload["fixes"][-1]["kb"]) == (first, last)
+    update = Update.objects.get(kb=update_kb)
+    assert sorted(update.fixes.values_list("kb", flat=True)) == sorted(f["kb"] for f in payload["fixes"])
+
+
+@pytest.mark.django_db
+def test_fixes_import_with_an_explicit_update_and_a_dry_run(loaded_catalog, tmp_path):
+    # Invented test data: a fix list for Exchange 2007 SP3 Update Rollup 6 (KB2608656); the KB numbers are made up.
+    path = tmp_path / "ru6.txt"
+    path.write_text("Fixes in this rollup:\n· KB9100001 Invented fix one\n· KB9100002 Invented fix two\n")
+
+    dry = run("fixes_import", str(path), "--update", "kb2608656", "--dry-run")
+    assert dry.startswith("dry run, nothing written: 2 fixes for KB2608656")
+    assert not Fix.objects.filter(kb="KB9100001").exists()
+
+    run("fixes_import", str(path), "--update", "KB2608656")
+    ru6 = Update.objects.get(kb="KB2608656")
+    assert sorted(ru6.fixes.values_list("kb", "title")) == [("KB9100001", "Invented fix one"), ("KB9100002", "Invented fix two")]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("_case", "content", "args", "message"),
+    [
+        ("no fix list", "Nothing to see here.\n", (), "notes.txt: no fix list found"),
+        ("no update named", "· KB9100001 Invented fix\n", (), "notes.txt: cannot tell which update the fixes belong to"),
+        ("unknown update", "· KB9100001 Invented fix\n", ("--update", "KB9999999"), "--update: KB9999999 is not in the catalog"),
+        ("bad KB", "· KB9100001 Invented fix\n", ("--update", "rollup-6"), "--update: 'rollup-6' is not a KB number"),
+    ],
+)  # fmt: skip
+def test_fixes_import_errors_name_the_problem_and_write_nothing(loaded_catalog, tmp_path, _case, content, args, message):
+    path = tmp_path / "notes.txt"
+    path.write_text(content)
+    before = (Fix.objects.count(), UpdateFix.objects.count())
+
+    with pytest.raises(CommandError) as error:
+        run("fixes_import", str(path), *args)
+
+    assert message in str(error.value)
+    assert (Fix.objects.count(), UpdateFix.objects.count()) == before
