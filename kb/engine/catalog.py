@@ -161,6 +161,13 @@ class Catalog:
         self._levels = {product: sorted(items, key=lambda lvl: lvl.base_build) for product, items in levels.items()}
         self._level_by_name = {(lvl.product, lvl.name): lvl for items in self._levels.values() for lvl in items}
         self._series_builds = {key: [e.build for e in items] for key, items in self._series.items()}
+        self._newest: dict[str, CatalogEntry] = {}
+        for entry in self.entries:
+            if not entry.is_recalled and entry.kind is not Kind.PREVIEW:
+                current = self._newest.get(entry.product)
+                if current is None or entry.build > current.build:
+                    self._newest[entry.product] = entry
+        self._supported_cache: dict[tuple[str, date], list[Level]] = {}
 
     # -- lookups -----------------------------------------------------------------------------------
     def levels(self, product: str) -> list[Level]:
@@ -173,15 +180,24 @@ class Catalog:
         """Entries of one level in build order: the base first, then its RUs or SUs/HUs."""
         return list(self._series.get((product, level), ()))
 
-    def installable(self, product: str, level: str) -> list[CatalogEntry]:
-        return [e for e in self._series.get((product, level), ()) if not e.is_recalled]
+    def installable(self, product: str, level: str, today: date | None = None) -> list[CatalogEntry]:
+        """Entries of a level one can install (not recalled; released by `today` when given)."""
+        return [
+            e
+            for e in self._series.get((product, level), ())
+            if not e.is_recalled and (today is None or e.release_date is None or e.release_date <= today)
+        ]
 
-    def latest_in_series(self, product: str, level: str) -> CatalogEntry | None:
-        items = self.installable(product, level)
+    def latest_in_series(self, product: str, level: str, today: date | None = None) -> CatalogEntry | None:
+        items = self.installable(product, level, today)
         return items[-1] if items else None
 
-    def latest_level(self, product: str) -> Level | None:
-        levels = [lvl for lvl in self._levels.get(product, ()) if lvl.kind is not Kind.PREVIEW]
+    def latest_level(self, product: str, today: date | None = None) -> Level | None:
+        levels = [
+            lvl
+            for lvl in self._levels.get(product, ())
+            if lvl.kind is not Kind.PREVIEW and (today is None or lvl.release_date is None or lvl.release_date <= today)
+        ]
         return levels[-1] if levels else None
 
     def find(self, *, product: str, level: str, name: str | None) -> CatalogEntry | None:
@@ -216,11 +232,23 @@ class Catalog:
 
     # -- support -----------------------------------------------------------------------------------
     def supported_levels(self, product: str, today: date) -> list[Level]:
+        key = (product, today)
+        if key not in self._supported_cache:
+            self._supported_cache[key] = self._compute_supported_levels(product, today)
+        return self._supported_cache[key]
+
+    def _compute_supported_levels(self, product: str, today: date) -> list[Level]:
+        if self.is_end_of_life(product, today):
+            return []
+        return self.support_window(product, today)
+
+    def support_window(self, product: str, today: date) -> list[Level]:
+        """The N newest levels as of today, or as of the end of extended support once it has passed."""
         facts = self.support.get(product)
         if facts is None:
             return []
         if facts.end_of_extended_support and today > facts.end_of_extended_support:
-            return []
+            today = facts.end_of_extended_support
         released = [
             lvl
             for lvl in self._levels.get(product, ())
@@ -236,10 +264,7 @@ class Catalog:
         return bool(facts and facts.end_of_extended_support and today > facts.end_of_extended_support)
 
     def newest_entry(self, product: str) -> CatalogEntry | None:
-        candidates = [
-            e for e in self.entries if e.product == product and not e.is_recalled and e.kind is not Kind.PREVIEW
-        ]
-        return max(candidates, key=lambda e: e.build) if candidates else None
+        return self._newest.get(product)
 
     # -- resolution --------------------------------------------------------------------------------
     def resolve(self, reported: ParsedBuild | Build, *, today: date) -> Resolution:

@@ -27,7 +27,9 @@ def _csv_rows():
         return []
     rows = []
     for line, row in enumerate(csv.DictReader(io.StringIO(path.read_text(), newline="")), start=2):
-        match = re.fullmatch(r"Exchange (\d{4}|SE)(?: (SP\d|CU\d+|RTM|Preview))?(?: \(\w+\))?(?: (.+))?", row["Product Name"])
+        match = re.fullmatch(
+            r"Exchange (\d{4}|SE)(?: (SP\d|CU\d+|RTM|Preview))?(?: \(\w+\))?(?: (.+))?", row["Product Name"]
+        )
         product, level, rest = match.groups()
         level = level or "RTM"
         update = None

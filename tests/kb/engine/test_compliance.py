@@ -1,0 +1,142 @@
+"""Compliance verdicts for real builds against the real catalog and the bundled rules (no database)."""
+
+import json
+from datetime import date
+
+import pytest
+
+from kb.engine.compliance import ServerFacts, evaluate, has_fix
+from kb.engine.rules import Rules
+from tests.conftest import ROOT
+
+NOW = date(2026, 11, 25)
+
+
+@pytest.fixture(scope="module")
+def rules() -> Rules:
+    return Rules.from_dicts(json.loads((ROOT / "kb" / "data" / "rules.json").read_text())["rules"])
+
+
+def verdict(catalog, rules, build, *, on, source="exsetup", roles=("Mailbox",), dotnet=None, prerequisites=()):
+    facts = ServerFacts(build, source, tuple(roles), dotnet, tuple(sorted(prerequisites)))
+    return evaluate(facts, catalog, rules, today=on)
+
+
+@pytest.mark.parametrize(
+    ("_case", "build", "on", "source", "state", "install"),
+    [
+        ("2007 SP3 RU4 while supported", "8.3.192.1", date(2017, 3, 25), "exsetup", "update_available", "Update Rollup 23"),
+        ("2013 CU23 without its last SU", "15.0.1497.47", date(2023, 3, 20), "exsetup", "security_update_missing", "Mar23SU"),
+        ("2019 CU14 missing only a hotfix update", "15.2.1544.9", date(2024, 4, 30), "exsetup", "update_available", "Apr24HU"),
+        ("2019 CU12 in mid-2024", "15.2.1118.7", date(2024, 6, 1), "exsetup", "unsupported_level", "CU14"),
+        ("2019 CU12 today", "15.2.1118.7", NOW, "exsetup", "unsupported_level", "CU15"),
+        ("2010 by AdminDisplayVersion only", "Version 14.3 (Build 123.4)", date(2020, 1, 1), "admin_display", "rollup_unknown", "Update Rollup 29"),
+        ("2010 by AdminDisplayVersion only, today", "14.3.123.4", NOW, "admin_display", "rollup_unknown", "Update Rollup 32"),
+        ("newer than any row of its CU", "15.2.1544.99", date(2024, 6, 1), "exsetup", "current", None),
+        ("latest of its CU", "15.2.1544.9", date(2024, 4, 1), "exsetup", "current", None),
+        ("2010 SP3 RU32 after end of support", "14.3.513.0", NOW, "exsetup", "end_of_life", None),
+        ("2007 SP3 RU4 after end of support", "8.3.192.1", NOW, "exsetup", "end_of_life", "Update Rollup 23"),
+        ("SE behind", "15.2.2562.20", NOW, "exsetup", "security_update_missing", "Aug26SU"),
+        ("SE current", "15.2.2562.46", NOW, "exsetup", "current", None),
+        ("malformed", "15.2", NOW, "exsetup", "unknown_build", None),
+        ("legacy", "6.5.7654.4", NOW, "exsetup", "unknown_build", None),
+        ("unknown version", "14.4.1.1", NOW, "exsetup", "unknown_build", None),
+    ],
+)  # fmt: skip
+def test_every_state_with_real_builds(catalog, rules, _case, build, on, source, state, install):
+    result = verdict(catalog, rules, build, on=on, source=source, dotnet="4.8")
+
+    assert result.state == state
+    assert (result.install.name if result.install else None) == install
+    assert result.reasons  # every verdict explains itself
+
+
+def test_2007_sp3_ru4_installs_ru23_which_supersedes_ru5_to_ru22(catalog, rules):
+    result = verdict(catalog, rules, "8.3.192.1", on=date(2017, 3, 25))
+
+    superseded = [ref.name for ref in result.supersedes]
+    assert result.install.kb == "KB4011325"
+    assert superseded[0] == "Update Rollup 5" and superseded[-1] == "Update Rollup 22"
+    assert "Update Rollup 6" in superseded
+    assert "KB2608656" in [ref.kb for ref in result.supersedes]
+    assert (
+        "install Update Rollup 23 (KB4011325), build 8.3.517.0; it includes Update Rollup 5 to Update Rollup 22"
+        in result.reasons
+    )
+    assert result.days_behind == (date(2017, 3, 25) - date(2011, 9, 21)).days  # RU5 is the oldest it misses
+
+
+def test_security_update_missing_lists_the_security_updates(catalog, rules):
+    result = verdict(catalog, rules, "15.0.1497.44", on=date(2023, 3, 20))
+
+    assert [ref.name for ref in result.security_updates] == ["Jan23SU", "Feb23SU", "Mar23SU"]
+    assert [ref.name for ref in result.supersedes] == ["Jan23SU", "Feb23SU"]
+    assert result.days_behind == (date(2023, 3, 20) - date(2023, 1, 10)).days
+
+
+def test_unsupported_level_installs_the_newest_cu_and_names_what_it_includes(catalog, rules):
+    result = verdict(catalog, rules, "15.2.1118.7", on=date(2024, 6, 1), dotnet="4.8")
+
+    assert result.install.name == "CU14"
+    assert result.install.kb == "KB5035606"
+    assert "CU13" in [ref.name for ref in result.supersedes]
+    assert any(
+        r.startswith(
+            "CU12 is older than the newest supported levels (CU13, CU14); install CU14 (KB5035606), then Apr24HU"
+        )
+        for r in result.reasons
+    )
+
+
+@pytest.mark.parametrize(
+    ("_case", "dotnet", "expected"),
+    [
+        ("supported .NET", "4.8", []),
+        ("too old", "4.7.2", [".NET Framework 4.8.1 (CU14 supports 4.8, 4.8.1; server has 4.7.2)"]),
+        ("not reported", None, [".NET Framework 4.8.1 (CU14 supports 4.8, 4.8.1; .NET version not reported)"]),
+    ],
+)
+def test_missing_dotnet_for_the_target_cu(catalog, rules, _case, dotnet, expected):
+    facts = {"ucma": "4.0", "vcredist_2012": "2012", "vcredist_2013": "2013", "url_rewrite": "2.1"}
+    result = verdict(catalog, rules, "15.2.1118.7", on=date(2024, 6, 1), dotnet=dotnet, prerequisites=facts.items())
+
+    assert list(result.missing_prerequisites) == expected
+
+
+def test_filter_pack_sp1_is_missing_on_a_2010_mailbox_server_without_it(catalog, rules):
+    without = verdict(catalog, rules, "14.3.468.0", on=date(2020, 6, 1), roles=("Mailbox",))
+    edge = verdict(catalog, rules, "14.3.468.0", on=date(2020, 6, 1), roles=("EdgeTransport",))
+    with_it = verdict(catalog, rules, "14.3.468.0", on=date(2020, 6, 1), prerequisites=[("filter_pack", "2010 SP1")])
+
+    assert without.missing_prerequisites == ("Office 2010 Filter Pack SP1 (KB2460041)",)
+    assert edge.missing_prerequisites == ()
+    assert with_it.missing_prerequisites == ()
+
+
+def test_a_waiver_keeps_what_is_missing(catalog, rules):
+    result = verdict(catalog, rules, "15.0.1497.44", on=date(2023, 3, 20)).excepted("waived until 2023-06-30 (CHG-1)")
+
+    assert result.state == "excepted"
+    assert result.install.name == "Mar23SU"
+    assert result.reasons[-1] == "waived until 2023-06-30 (CHG-1)"
+
+
+@pytest.mark.parametrize(
+    ("_case", "build", "source", "expected"),
+    [
+        ("SP1 RU7 lacks it", "8.1.359.2", "exsetup", False),
+        ("SP1 RU8 carries it", "8.1.375.2", "exsetup", True),
+        ("SP1 RU10 includes RU8", "8.1.436.0", "exsetup", True),
+        ("SP2 was released after RU8", "8.2.176.2", "exsetup", True),
+        ("RTM is another series", "8.0.813.0", "exsetup", False),
+        ("SP1 by AdminDisplayVersion: cannot tell", "8.1.240.6", "admin_display", None),
+        ("unknown build: cannot tell", "1.2.3.4", "exsetup", None),
+    ],
+)
+def test_kb960775_is_present_from_2007_sp1_rollup_8(catalog, rules, _case, build, source, expected):
+    # domain.md §3: Exchange 2007 SP1 Update Rollup 8 (KB968012) carries KB960775.
+    carriers = catalog.by_kb("KB968012")
+    result = verdict(catalog, rules, build, on=date(2010, 1, 1), source=source)
+
+    assert [c.name for c in carriers] == ["Update Rollup 8"]
+    assert has_fix(result.resolution, carriers, catalog) is expected
