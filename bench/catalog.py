@@ -7,12 +7,12 @@ from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._setup import SHARED_DATA, django_setup, timed  # noqa: E402
+from bench._setup import SHARED_DATA, django_setup, timed
 
 
 def main() -> None:
     django_setup()
-    from kb.engine.builds import Build, ParsedBuild, BuildForm
+    from kb.engine.builds import Build, BuildForm, ParsedBuild
     from kb.importers.documents import read_document
     from kb.selectors import catalog_get
     from kb.services import catalog_import_document, catalog_load_snapshot
