@@ -17,7 +17,7 @@ run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py catalog_load
 	$(PY) manage.py demo_load
-	$(PY) manage.py scan
+	$(PY) manage.py scan --as-of 2024-06-01
 	$(PY) manage.py portal_admin
 	$(PY) manage.py runserver 127.0.0.1:$(PORT) --noreload
 

@@ -1,0 +1,197 @@
+"""Reads of the inventory and the latest verdicts, in a fixed number of queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db.models import Count, Prefetch, QuerySet
+from django.utils import timezone
+
+from inventory.models import ScanRun, ScanVerdict, Server, ServerResult, Waiver
+from kb.engine.compliance import ServerFacts
+from kb.engine.rules import Rules
+from kb.models import Rule
+
+
+def rules_get() -> Rules:
+    """Enabled rules as engine values (one query)."""
+    rows = Rule.objects.filter(is_enabled=True).order_by("key")
+    return Rules.from_dicts(
+        {
+            "key": rule.key,
+            "kind": rule.kind,
+            "products": rule.products,
+            "data": rule.data,
+            "source": {"title": rule.source_title, "url": rule.source_url, "is_practice": rule.is_practice},
+        }
+        for rule in rows
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRow:
+    """The columns a scan needs, read with .values() (no model instances for 100,000 servers)."""
+
+    id: int
+    fqdn: str
+    site_id: int | None
+    facts: ServerFacts
+
+
+def server_rows(queryset: QuerySet[Server] | None = None) -> list[ServerRow]:
+    queryset = Server.objects.all() if queryset is None else queryset
+    rows = queryset.order_by("pk").values_list(
+        "id", "fqdn", "site_id", "reported_build", "build_source", "roles", "dotnet_version", "prerequisites"
+    )
+    return [
+        ServerRow(
+            pk, fqdn, site_id,
+            ServerFacts(
+                build_text=build or "",
+                build_source=source,
+                roles=tuple(role for role in roles.split(",") if role),
+                dotnet=dotnet or None,
+                prerequisites=tuple(sorted((prerequisites or {}).items())),
+            ),
+        )
+        for pk, fqdn, site_id, build, source, roles, dotnet, prerequisites in rows
+    ]  # fmt: skip
+
+
+def waivers_active(*, target_kind: str, now=None) -> list[Waiver]:
+    return list(Waiver.objects.filter(target_kind=target_kind, expires_at__gt=now or timezone.now()).order_by("pk"))
+
+
+def waiver_for(waivers: Iterable[Waiver], *, server_id: int, site_id: int | None, kbs: set[str]) -> Waiver | None:
+    """The first active waiver covering this server (itself, its site, or everyone) for one of the KBs."""
+    for waiver in waivers:
+        if waiver.target_kb not in kbs:
+            continue
+        if waiver.server_id == server_id or (waiver.site_id and waiver.site_id == site_id):
+            return waiver
+        if waiver.server_id is None and waiver.site_id is None:
+            return waiver
+    return None
+
+
+def scan_latest() -> ScanRun | None:
+    return ScanRun.objects.filter(status="succeeded").order_by("-pk").first()
+
+
+def results_latest(*, state: str | None = None, fqdn: str | None = None) -> QuerySet[ServerResult]:
+    """The latest scan's results with their verdicts and servers (three queries when iterated)."""
+    scan = scan_latest()
+    if scan is None:
+        return ServerResult.objects.none()
+    queryset = (
+        ServerResult.objects.filter(scan=scan).select_related("verdict", "server", "waiver").order_by("server__fqdn")
+    )
+    if state:
+        queryset = queryset.filter(state=state)
+    if fqdn:
+        queryset = queryset.filter(server__fqdn=fqdn.lower())
+    return queryset
+
+
+def updates_needed(scan: ScanRun) -> list[dict]:
+    """Per update to install: how many servers need it, and which (the inverse of the per-server list)."""
+    verdicts = (
+        ScanVerdict.objects.filter(scan=scan, install__isnull=False)
+        .annotate(server_count=Count("results"))
+        .prefetch_related(
+            Prefetch("results", queryset=ServerResult.objects.select_related("server").order_by("server__fqdn"))
+        )
+    )
+    needed: dict[str, dict] = {}
+    for verdict in verdicts:
+        install = verdict.install
+        key = install.get("kb") or install.get("title")
+        entry = needed.setdefault(
+            key, {"kb": install.get("kb"), "title": install.get("title"), "builds": set(), "servers": []}
+        )
+        entry["builds"].add(install.get("build"))
+        entry["servers"].extend(result.server.fqdn for result in verdict.results.all())
+    return sorted(
+        ({**e, "builds": sorted(e["builds"]), "server_count": len(e["servers"])} for e in needed.values()),
+        key=lambda e: (-e["server_count"], e["kb"] or ""),
+    )
+
+
+def result_as_dict(result: ServerResult) -> dict:
+    """The compliance_report / API shape of one server's latest verdict."""
+    verdict = result.verdict
+    reasons = list(verdict.reasons)
+    if result.waiver is not None:
+        waiver = result.waiver
+        reasons.append(
+            f"excepted: {waiver.target_kb} waived until {waiver.expires_at:%Y-%m-%d} by {waiver.approver}"
+            + (f" ({waiver.ticket})" if waiver.ticket else "")
+            + f": {waiver.reason}"
+        )
+    install = verdict.install
+    return {
+        "fqdn": result.server.fqdn,
+        "state": result.state,
+        "current": {key: verdict.current.get(key) for key in ("build", "product", "level", "update", "kb")},
+        "install": {"name": install["name"], "kb": install["kb"], "build": install["build"]} if install else None,
+        "supersedes": list(verdict.supersedes),
+        "missing_prerequisites": list(verdict.missing_prerequisites),
+        "days_behind": verdict.days_behind,
+        "reasons": reasons,
+    }
+
+
+@dataclass(slots=True)
+class FixStatus:
+    kb: str
+    title: str
+    carriers: list[str]
+    lacking: list[str]
+    unknown: list[str]
+    excepted: list[str]
+    present: int
+    not_applicable: int  # servers of other products
+
+
+def fix_status(kb: str, *, as_of=None) -> FixStatus | None:
+    """Which servers lack a fix: computed from each server's build and the updates that carry it (set-based)."""
+    from kb.engine.builds import InvalidBuildError
+    from kb.engine.compliance import facts_parse, has_fix
+    from kb.models import Fix, Update
+    from kb.selectors import catalog_get, entry_from_update, today
+
+    fix = Fix.objects.filter(kb=kb).first()
+    if fix is None:
+        return None
+    carriers = [
+        entry_from_update(update, update.product.key, update.level.name)
+        for update in Update.objects.filter(fixes=fix).select_related("product", "level")
+    ]
+    catalog, on = catalog_get(), as_of or today()
+    waivers = waivers_active(target_kind="fix")
+    cache: dict[ServerFacts, bool | str | None] = {}
+    products = {carrier.product for carrier in carriers}
+    status = FixStatus(kb, fix.title, [c.title for c in carriers], [], [], [], 0, 0)
+    for row in server_rows():
+        if row.facts not in cache:
+            try:
+                resolution = catalog.resolve(facts_parse(row.facts), today=on)
+            except InvalidBuildError:
+                resolution = None
+            if resolution is not None and resolution.product is not None and resolution.product.key not in products:
+                cache[row.facts] = "not_applicable"
+            else:
+                cache[row.facts] = has_fix(resolution, carriers, catalog)
+        present = cache[row.facts]
+        if present == "not_applicable":
+            status.not_applicable += 1
+        elif present:
+            status.present += 1
+        elif waiver_for(waivers, server_id=row.id, site_id=row.site_id, kbs={kb}):
+            status.excepted.append(row.fqdn)
+        elif present is None:
+            status.unknown.append(row.fqdn)
+        else:
+            status.lacking.append(row.fqdn)
+    return status

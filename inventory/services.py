@@ -1,0 +1,317 @@
+"""Writes to the inventory: upsert servers by FQDN, run scans; each one transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from django.db import transaction
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from inventory.models import (
+    Cluster,
+    ClusterMember,
+    Organisation,
+    ScanRun,
+    ScanVerdict,
+    Server,
+    ServerResult,
+    Site,
+    Tag,
+)
+from inventory.records import ServerRecord
+from inventory.selectors import rules_get, server_rows, waiver_for, waivers_active
+from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, Verdict, evaluate
+from kb.selectors import catalog_get, today
+
+logger = logging.getLogger(__name__)
+BATCH = 2000
+
+# Server attributes a record may state, compared to decide created / updated / unchanged.
+SIMPLE_FIELDS = (
+    "name", "roles", "edition", "reported_build", "build_source", "os_name", "dotnet_version", "prerequisites",
+    "is_forefront_installed", "environment", "owner", "last_reported",
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    index: int
+    fqdn: str
+    action: str  # "created", "updated" or "unchanged"
+    changed: list[str] = field(default_factory=list)
+    server_id: int | None = None
+
+
+def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: bool = False) -> list[UpsertResult]:
+    """Upsert servers by FQDN (case-insensitive) in one transaction; a dry run rolls everything back.
+
+    Fields a record does not state are left as stored; only rows whose values change are written, so sending the
+    same payload twice changes no `last_updated`.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        existing = {
+            server.fqdn: server
+            for server in Server.objects.filter(fqdn__in=[r.fqdn for r in records])
+            .select_related("organisation", "site", "cluster_membership__cluster")
+            .prefetch_related("tags")
+        }
+        organisations = _organisations_ensure(records, existing)
+        sites = _sites_ensure(records, existing, organisations)
+        results, to_create, to_update, tag_changes, cluster_changes = [], [], [], [], []
+        for index, record in enumerate(records):
+            server = existing.get(record.fqdn)
+            is_new = server is None
+            if is_new:
+                server = Server(fqdn=record.fqdn, name=record.fqdn.split(".")[0], build_source="manual")
+                server.organisation = organisations[_organisation_name(record, None)]
+            changed = _apply(server, record, organisations, sites)
+            tags_now = sorted(tag.name for tag in server.tags.all()) if not is_new else []
+            if "tags" in record.provided and record.get("tags") != tags_now:
+                changed.append("tags")
+                tag_changes.append((server, record.get("tags")))
+            if "cluster" in record.provided and _cluster_differs(server, record, is_new):
+                changed.append("cluster")
+                cluster_changes.append((server, record))
+            if is_new:
+                server.sync_source, server.last_updated = source, now
+                to_create.append(server)
+                results.append(UpsertResult(index, record.fqdn, "created", sorted(record.provided)))
+            elif changed:
+                server.sync_source, server.last_updated = source, now
+                to_update.append(server)
+                results.append(UpsertResult(index, record.fqdn, "updated", sorted(set(changed))))
+            else:
+                results.append(UpsertResult(index, record.fqdn, "unchanged"))
+            existing[record.fqdn] = server
+        Server.objects.bulk_create(to_create, batch_size=BATCH)
+        Server.objects.bulk_update(
+            to_update,
+            [*SIMPLE_FIELDS, "organisation", "site", "build_major", "build_minor", "build_number", "build_revision",
+             "sync_source", "last_updated"],
+            batch_size=BATCH,
+        )  # fmt: skip
+        _tags_write(tag_changes)
+        _clusters_write(cluster_changes, organisations)
+        for result in results:
+            result.server_id = existing[result.fqdn].pk
+        if dry_run:
+            transaction.set_rollback(True)
+    return results
+
+
+def _organisation_name(record: ServerRecord, server: Server | None) -> str:
+    if record.get("organisation"):
+        return str(record.get("organisation"))
+    if server is not None and server.organisation_id:
+        return server.organisation.name
+    return record.fqdn.split(".", 1)[1] if "." in record.fqdn else record.fqdn
+
+
+def _organisations_ensure(records: list[ServerRecord], existing: dict[str, Server]) -> dict[str, Organisation]:
+    names = {_organisation_name(r, existing.get(r.fqdn)) for r in records}
+    found = {org.name: org for org in Organisation.objects.filter(name__in=names)}
+    missing = [Organisation(name=name) for name in sorted(names - found.keys())]
+    Organisation.objects.bulk_create(missing)
+    return found | {org.name: org for org in Organisation.objects.filter(name__in=[o.name for o in missing])}
+
+
+def _sites_ensure(
+    records: list[ServerRecord], existing: dict[str, Server], organisations: dict[str, Organisation]
+) -> dict[tuple[str, str], Site]:
+    wanted: dict[tuple[str, str], bool | None] = {}
+    for record in records:
+        if record.get("site"):
+            key = (_organisation_name(record, existing.get(record.fqdn)), str(record.get("site")))
+            flag = record.get("site_is_internet_facing") if "site_is_internet_facing" in record.provided else None
+            wanted[key] = flag if flag is not None else wanted.get(key)
+    if not wanted:
+        return {}
+    org_ids = {organisations[org].pk for org, _ in wanted}
+    found = {
+        (site.organisation.name, site.name): site
+        for site in Site.objects.filter(
+            organisation_id__in=org_ids, name__in=[name for _, name in wanted]
+        ).select_related("organisation")
+    }
+    to_create = [
+        Site(organisation=organisations[org], name=name, is_internet_facing=bool(flag))
+        for (org, name), flag in wanted.items()
+        if (org, name) not in found
+    ]
+    Site.objects.bulk_create(to_create)
+    to_update = []
+    for key, flag in wanted.items():
+        site = found.get(key)
+        if site is not None and flag is not None and site.is_internet_facing != flag:
+            site.is_internet_facing = flag
+            to_update.append(site)
+    Site.objects.bulk_update(to_update, ["is_internet_facing"])
+    if to_create:
+        found |= {
+            (site.organisation.name, site.name): site
+            for site in Site.objects.filter(pk__in=[s.pk for s in to_create]).select_related("organisation")
+        }
+    return found
+
+
+def _apply(server: Server, record: ServerRecord, organisations, sites) -> list[str]:
+    changed = []
+    for name in SIMPLE_FIELDS:
+        if name in record.provided and getattr(server, name) != record.get(name):
+            setattr(server, name, record.get(name))
+            changed.append(name)
+    if "build" in record.provided:
+        build = record.get("build")
+        parts = (build.major, build.minor, build.build, build.revision) if build else (None, None, None, None)
+        if (server.build_major, server.build_minor, server.build_number, server.build_revision) != parts:
+            server.build_major, server.build_minor, server.build_number, server.build_revision = parts
+            changed.append("build")
+    if record.get("organisation"):
+        organisation = organisations[str(record.get("organisation"))]
+        if server.organisation_id != organisation.pk:
+            server.organisation = organisation
+            changed.append("organisation")
+    if "site" in record.provided:
+        site = sites.get((server.organisation.name, str(record.get("site")))) if record.get("site") else None
+        if server.site_id != (site.pk if site else None):
+            server.site = site
+            changed.append("site")
+    return ["build" if name in ("reported_build", "build_source") else name for name in changed]
+
+
+def _cluster_differs(server: Server, record: ServerRecord, is_new: bool) -> bool:
+    membership = None if is_new else getattr(server, "cluster_membership", None)
+    wanted = record.get("cluster") or ""
+    if not wanted:
+        return membership is not None
+    if membership is None:
+        return True
+    return (membership.cluster.name, membership.cluster.kind, membership.is_active) != (
+        wanted, record.get("cluster_kind"), record.get("cluster_role") == "active",
+    )  # fmt: skip
+
+
+def _tags_write(changes: list[tuple[Server, list[str]]]) -> None:
+    if not changes:
+        return
+    names = {name for _, tags in changes for name in tags}
+    Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
+    tags = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+    through = Server.tags.through
+    through.objects.filter(server_id__in=[server.pk for server, _ in changes]).delete()
+    through.objects.bulk_create(
+        [through(server_id=server.pk, tag_id=tags[name].pk) for server, names_ in changes for name in names_]
+    )
+
+
+def _clusters_write(changes: list[tuple[Server, ServerRecord]], organisations) -> None:
+    for server, record in changes:
+        ClusterMember.objects.filter(server=server).delete()
+        if not record.get("cluster"):
+            continue
+        cluster, _ = Cluster.objects.get_or_create(
+            organisation=server.organisation, name=record.get("cluster"), defaults={"kind": record.get("cluster_kind")}
+        )
+        if cluster.kind != record.get("cluster_kind"):
+            cluster.kind = record.get("cluster_kind")
+            cluster.save(update_fields=["kind", "last_updated"])
+        ClusterMember.objects.create(cluster=cluster, server=server, is_active=record.get("cluster_role") == "active")
+
+
+# -- scans -----------------------------------------------------------------------------------------
+
+
+def scan_run_create() -> ScanRun:
+    return ScanRun.objects.create()
+
+
+def scan_run_execute(*, scan_id: int | None = None, as_of: date | None = None) -> ScanRun:
+    """Compute every server's verdict: load in a fixed number of queries, compute each distinct facts once,
+    write the results in bulk in one transaction. A failure marks the scan failed and keeps earlier scans."""
+    scan = ScanRun.objects.get(pk=scan_id) if scan_id else ScanRun.objects.create()
+    on = as_of or today()
+    ScanRun.objects.filter(pk=scan.pk).update(status="running", started_at=timezone.now(), as_of=on)
+    try:
+        with transaction.atomic():
+            _scan_compute_and_write(scan, on)
+    except Exception as error:
+        logger.exception("scan %s failed", scan.pk)
+        ScanRun.objects.filter(pk=scan.pk).update(status="failed", finished_at=timezone.now(), error=str(error)[:2000])
+        raise
+    scan.refresh_from_db()
+    return scan
+
+
+def _scan_compute_and_write(scan: ScanRun, on: date) -> None:
+    catalog, rules = catalog_get(), rules_get()
+    rows = server_rows()
+    # Waivers as of the scan's date, so a scan for an earlier date sees the waivers valid then.
+    moment = timezone.now() if on == today() else timezone.make_aware(datetime.combine(on, time(12)))
+    waivers = waivers_active(target_kind="update", now=moment)
+    previous = dict(ServerResult.objects.filter(scan_id=_previous_scan_id(scan)).values_list("server_id", "state"))
+    verdicts: dict[object, Verdict] = {}
+    for row in rows:
+        if row.facts not in verdicts:
+            verdicts[row.facts] = evaluate(row.facts, catalog, rules, today=on)
+    stored = ScanVerdict.objects.bulk_create(
+        [_verdict_row(scan, verdict) for verdict in verdicts.values()], batch_size=BATCH
+    )
+    stored_by_facts = dict(zip(verdicts.keys(), stored, strict=True))
+    results, counts, newly = [], Counter(), 0
+    for row in rows:
+        verdict = verdicts[row.facts]
+        state, waiver = verdict.state, None
+        if verdict.state not in COMPLIANT_STATES and waivers:
+            kbs = {ref.kb for ref in verdict.missing if ref.kb} | ({verdict.install.kb} if verdict.install else set())
+            waiver = waiver_for(waivers, server_id=row.id, site_id=row.site_id, kbs=kbs - {None})
+            if waiver is not None:
+                state = EXCEPTED
+        was = previous.get(row.id)
+        is_new = state not in COMPLIANT_STATES and (was is None or was in COMPLIANT_STATES) and bool(previous)
+        newly += is_new
+        counts[state] += 1
+        results.append(
+            ServerResult(
+                scan=scan,
+                server_id=row.id,
+                verdict=stored_by_facts[row.facts],
+                state=state,
+                waiver=waiver,
+                is_newly_noncompliant=is_new,
+            )
+        )
+    ServerResult.objects.bulk_create(results, batch_size=BATCH)
+    Server.objects.update(
+        state=Subquery(ServerResult.objects.filter(scan=scan, server=OuterRef("pk")).values("state")[:1]),
+        last_scan=scan,
+    )
+    ScanRun.objects.filter(pk=scan.pk).update(
+        status="succeeded", finished_at=timezone.now(), server_count=len(rows), distinct_count=len(verdicts),
+        counts=dict(sorted(counts.items())), newly_noncompliant=newly,
+    )  # fmt: skip
+
+
+def _previous_scan_id(scan: ScanRun) -> int | None:
+    return (
+        ScanRun.objects.filter(status="succeeded", pk__lt=scan.pk).order_by("-pk").values_list("pk", flat=True).first()
+    )
+
+
+def _verdict_row(scan: ScanRun, verdict: Verdict) -> ScanVerdict:
+    return ScanVerdict(
+        scan=scan,
+        state=verdict.state,
+        current=dict(verdict.current),
+        install=verdict.install.as_dict() | {"title": verdict.install.title} if verdict.install else None,
+        supersedes=[ref.kb or ref.name for ref in verdict.supersedes],
+        security_updates=[ref.kb or ref.name for ref in verdict.security_updates],
+        missing_updates=[ref.kb or ref.name for ref in verdict.missing],
+        missing_prerequisites=list(verdict.missing_prerequisites),
+        days_behind=verdict.days_behind,
+        reasons=list(verdict.reasons),
+    )
