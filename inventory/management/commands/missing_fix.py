@@ -34,7 +34,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{status.kb} {status.title}")
         self.stdout.write(f"  carried by: {'; '.join(status.carriers)}")
         self.stdout.write(
-            f"  {len(status.lacking)} lacking, {status.present} have it, {len(status.unknown)} cannot tell, {len(status.excepted)} excepted"
+            f"  {len(status.lacking)} lacking, {status.present} have it, {len(status.unknown)} cannot tell, {len(status.excepted)} excepted, {status.not_applicable} run another product"
         )
         for fqdn in status.lacking:
             self.stdout.write(f"  lacking: {fqdn}")
