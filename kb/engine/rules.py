@@ -29,6 +29,7 @@ class PrerequisiteRule:
     levels_from: str | None  # first level that needs it
     command: str | None
     source: RuleSource
+    requires: tuple[str, ...] = ()  # keys of prerequisite rules to install first
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +104,7 @@ class Rules:
                     PrerequisiteRule(
                         name=data["name"], products=products, fact=data["fact"], value=str(data.get("value", "any")),
                         kb=data.get("kb"), roles=tuple(data.get("roles", ())), levels_from=data.get("levels_from"),
-                        command=data.get("command"), source=source,
+                        command=data.get("command"), source=source, requires=tuple(data.get("requires", ())),
                     )
                 )  # fmt: skip
             elif kind == "step":

@@ -1,0 +1,91 @@
+"""Planning over the inventory: load servers as planning values (fixed number of queries) and run the engine."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from django.utils import timezone
+
+from inventory.models import ClusterMember, MaintenanceWindow, Server
+from inventory.selectors import rules_get
+from kb.engine.compliance import ServerFacts
+from kb.engine.planning import (
+    EstateServer,
+    Plan,
+    PlanServer,
+    Rollout,
+    WindowSpec,
+    coexistence_check,
+    plan_for_server,
+    rollout_plan,
+)
+from kb.selectors import catalog_get, today
+
+
+class UnknownServerError(LookupError):
+    pass
+
+
+def estate_servers(*, site: str | None = None, fqdn: str | None = None) -> list[EstateServer]:
+    """Servers with their site, cluster role and maintenance windows (five queries, whatever the count)."""
+    servers = Server.objects.select_related("site").order_by("fqdn")
+    if site:
+        servers = servers.filter(site__name=site)
+    if fqdn:
+        servers = servers.filter(fqdn=fqdn.lower())
+    servers = list(servers)
+    ids = [server.pk for server in servers]
+    members = {m.server_id: m for m in ClusterMember.objects.filter(server_id__in=ids).select_related("cluster")}
+    windows_by_server: dict[int, list[WindowSpec]] = defaultdict(list)
+    windows_by_site: dict[int, list[WindowSpec]] = defaultdict(list)
+    for window in MaintenanceWindow.objects.prefetch_related("servers", "sites"):
+        spec = WindowSpec(
+            window.name, window.time_zone, tuple(window.weekdays), window.start_time, window.duration_minutes,
+            window.week_of_month,
+        )  # fmt: skip
+        for server in window.servers.all():
+            windows_by_server[server.pk].append(spec)
+        for site_obj in window.sites.all():
+            windows_by_site[site_obj.pk].append(spec)
+    result = []
+    for server in servers:
+        member = members.get(server.pk)
+        plan_server = PlanServer(
+            fqdn=server.fqdn,
+            facts=ServerFacts(
+                server.reported_build, server.build_source, tuple(server.role_list), server.dotnet_version or None,
+                tuple(sorted((server.prerequisites or {}).items())),
+            ),
+            is_forefront_installed=server.is_forefront_installed,
+            cluster=member.cluster.name if member else None,
+            cluster_kind=member.cluster.kind if member else None,
+            is_active=bool(member and member.is_active),
+        )  # fmt: skip
+        windows = windows_by_server.get(server.pk) or windows_by_site.get(server.site_id, [])
+        result.append(
+            EstateServer(
+                plan_server,
+                server.site.name if server.site else "",
+                bool(server.site and server.site.is_internet_facing),
+                tuple(windows),
+            )
+        )
+    return result
+
+
+def plan_server(fqdn: str, *, target: str | None = None) -> Plan:
+    items = estate_servers(fqdn=fqdn)
+    if not items:
+        raise UnknownServerError(f"--server: {fqdn} is not in the inventory")
+    return plan_for_server(items[0].server, catalog_get(), rules_get(), target=target, today=today())
+
+
+def plan_rollout(*, site: str | None = None, start: datetime | None = None) -> Rollout:
+    return rollout_plan(
+        estate_servers(site=site), catalog_get(), rules_get(), today=today(), start=start or timezone.now()
+    )
+
+
+def check_coexistence(introduce: str, *, site: str | None = None):
+    return coexistence_check(introduce, estate_servers(), catalog_get(), rules_get(), today=today(), site=site)
