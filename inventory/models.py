@@ -78,10 +78,6 @@ class Server(TimeStamped):
     owner = models.CharField(max_length=200, blank=True)
     last_reported = models.DateTimeField(null=True, blank=True)
     sync_source = models.CharField(max_length=100, blank=True, help_text="Who last wrote it: a CSV file, a CMDB")
-    state = models.CharField(
-        max_length=32, choices=State.choices, blank=True, db_index=True, help_text="From the latest scan"
-    )
-    last_scan = models.ForeignKey("ScanRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ("fqdn",)
@@ -224,8 +220,10 @@ class ServerResult(models.Model):
 
     scan = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="results")
     server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="results")
-    verdict = models.ForeignKey(ScanVerdict, on_delete=models.CASCADE, related_name="results")
-    state = models.CharField(max_length=32, choices=State.choices, db_index=True)
+    # No single-column indexes on verdict and state: they would slow the bulk insert of every scan; reads go
+    # through (scan, server) and (scan, state).
+    verdict = models.ForeignKey(ScanVerdict, on_delete=models.CASCADE, related_name="results", db_index=False)
+    state = models.CharField(max_length=32, choices=State.choices)
     waiver = models.ForeignKey(Waiver, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     is_newly_noncompliant = models.BooleanField(default=False)
 
@@ -234,6 +232,7 @@ class ServerResult(models.Model):
         constraints = [
             models.UniqueConstraint(fields=("scan", "server"), name="inventory_result_unique_scan_server"),
         ]
+        indexes = [models.Index(fields=("scan", "state"), name="inv_result_scan_state_idx")]
 
     def __str__(self) -> str:
         return f"{self.server} {self.state}"

@@ -137,8 +137,12 @@ def _roles(value: object, errors: dict) -> str:
 
 def _build(data: Mapping, values: dict, errors: dict) -> None:
     text = data["build"]
+    source = data.get("build_source")
+    if source not in (None, "") and source not in BUILD_SOURCES:
+        errors["build_source"] = f"{source!r} is not one of {', '.join(BUILD_SOURCES)}"
+        return
     if text in (None, ""):
-        values.update(reported_build="", build_source=data.get("build_source") or "manual", build=None)
+        values.update(reported_build="", build_source=source or "manual", build=None)
         return
     if not isinstance(text, str):
         errors["build"] = f"expected text, got {type(text).__name__}"
@@ -148,12 +152,8 @@ def _build(data: Mapping, values: dict, errors: dict) -> None:
     except InvalidBuildError as error:
         errors["build"] = str(error)
         return
-    source = data.get("build_source")
     if source in (None, ""):
         source = "admin_display" if parsed.form.value == "admin_display" else "exsetup"
-    if source not in BUILD_SOURCES:
-        errors["build_source"] = f"{source!r} is not one of {', '.join(BUILD_SOURCES)}"
-        return
     values.update(reported_build=text.strip(), build_source=source, build=parsed.build)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from inventory.models import ScanRun, ScanVerdict, Server, ServerResult, Waiver
@@ -40,23 +42,28 @@ class ServerRow:
 
 
 def server_rows(queryset: QuerySet[Server] | None = None) -> list[ServerRow]:
+    """One query; equal facts are shared objects, so 100,000 servers with 300 builds cost little memory."""
     queryset = Server.objects.all() if queryset is None else queryset
     rows = queryset.order_by("pk").values_list(
-        "id", "fqdn", "site_id", "reported_build", "build_source", "roles", "dotnet_version", "prerequisites"
-    )
-    return [
-        ServerRow(
-            pk, fqdn, site_id,
-            ServerFacts(
+        "id", "fqdn", "site_id", "reported_build", "build_source", "roles", "dotnet_version",
+        Cast("prerequisites", TextField()),
+    )  # fmt: skip
+    shared: dict[tuple, ServerFacts] = {}
+    result = []
+    for pk, fqdn, site_id, *raw in rows:
+        key = tuple(raw)
+        facts = shared.get(key)
+        if facts is None:
+            build, source, roles, dotnet, prerequisites = raw
+            facts = shared[key] = ServerFacts(
                 build_text=build or "",
                 build_source=source,
                 roles=tuple(role for role in roles.split(",") if role),
                 dotnet=dotnet or None,
-                prerequisites=tuple(sorted((prerequisites or {}).items())),
-            ),
-        )
-        for pk, fqdn, site_id, build, source, roles, dotnet, prerequisites in rows
-    ]  # fmt: skip
+                prerequisites=tuple(sorted(json.loads(prerequisites or "{}").items())),
+            )
+        result.append(ServerRow(pk, fqdn, site_id, facts))
+    return result
 
 
 def waivers_active(*, target_kind: str, now=None) -> list[Waiver]:

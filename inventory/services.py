@@ -7,8 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
-from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db import connection, transaction
 from django.utils import timezone
 
 from inventory.models import (
@@ -255,9 +254,10 @@ def _scan_compute_and_write(scan: ScanRun, on: date) -> None:
     waivers = waivers_active(target_kind="update", now=moment)
     previous = dict(ServerResult.objects.filter(scan_id=_previous_scan_id(scan)).values_list("server_id", "state"))
     verdicts: dict[object, Verdict] = {}
+    by_build: dict = {}
     for row in rows:
         if row.facts not in verdicts:
-            verdicts[row.facts] = evaluate(row.facts, catalog, rules, today=on)
+            verdicts[row.facts] = evaluate(row.facts, catalog, rules, today=on, cache=by_build)
     stored = ScanVerdict.objects.bulk_create(
         [_verdict_row(scan, verdict) for verdict in verdicts.values()], batch_size=BATCH
     )
@@ -272,28 +272,35 @@ def _scan_compute_and_write(scan: ScanRun, on: date) -> None:
             if waiver is not None:
                 state = EXCEPTED
         was = previous.get(row.id)
-        is_new = state not in COMPLIANT_STATES and (was is None or was in COMPLIANT_STATES) and bool(previous)
+        is_new = bool(previous) and state not in COMPLIANT_STATES and (was is None or was in COMPLIANT_STATES)
         newly += is_new
         counts[state] += 1
-        results.append(
-            ServerResult(
-                scan=scan,
-                server_id=row.id,
-                verdict=stored_by_facts[row.facts],
-                state=state,
-                waiver=waiver,
-                is_newly_noncompliant=is_new,
-            )
-        )
-    ServerResult.objects.bulk_create(results, batch_size=BATCH)
-    Server.objects.update(
-        state=Subquery(ServerResult.objects.filter(scan=scan, server=OuterRef("pk")).values("state")[:1]),
-        last_scan=scan,
-    )
+        results.append((scan.pk, row.id, stored_by_facts[row.facts].pk, state, waiver.pk if waiver else None, is_new))
+    _results_insert(results)
     ScanRun.objects.filter(pk=scan.pk).update(
         status="succeeded", finished_at=timezone.now(), server_count=len(rows), distinct_count=len(verdicts),
         counts=dict(sorted(counts.items())), newly_noncompliant=newly,
     )  # fmt: skip
+
+
+RESULT_COLUMNS = ("scan_id", "server_id", "verdict_id", "state", "waiver_id", "is_newly_noncompliant")
+
+
+def _results_insert(rows: list[tuple]) -> None:
+    """Insert result rows without building 100,000 model instances: COPY on PostgreSQL, executemany elsewhere."""
+    table = ServerResult._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({', '.join(RESULT_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        placeholders = ", ".join(["%s"] * len(RESULT_COLUMNS))
+        for start in range(0, len(rows), BATCH):
+            cursor.executemany(
+                f"INSERT INTO {table} ({', '.join(RESULT_COLUMNS)}) VALUES ({placeholders})",
+                rows[start : start + BATCH],
+            )
 
 
 def _previous_scan_id(scan: ScanRun) -> int | None:

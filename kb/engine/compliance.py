@@ -87,25 +87,44 @@ def facts_parse(facts: ServerFacts) -> ParsedBuild:
     return parsed
 
 
-def evaluate(facts: ServerFacts, catalog: Catalog, rules: Rules, *, today: date) -> Verdict:
-    """The verdict for one server; never raises for a bad build (that is the unknown_build state)."""
+def evaluate(facts: ServerFacts, catalog: Catalog, rules: Rules, *, today: date, cache: dict | None = None) -> Verdict:
+    """The verdict for one server; never raises for a bad build (that is the unknown_build state).
+
+    The part that depends on the build alone is kept in `cache` (one per scan), so only the prerequisite check
+    runs again for servers that share a build but differ in roles or .NET.
+    """
+    key = (facts.build_text, facts.build_source)
+    if cache is not None and key in cache:
+        base, target = cache[key]
+    else:
+        base, target = _evaluate_build(facts, catalog, today)
+        if cache is not None:
+            cache[key] = (base, target)
+    if target is None:
+        return base
+    prerequisites = missing_prerequisites(facts, catalog, rules, *target)
+    return replace(base, missing_prerequisites=tuple(prerequisites)) if prerequisites else base
+
+
+def _evaluate_build(facts: ServerFacts, catalog: Catalog, today: date) -> tuple[Verdict, tuple[str, str] | None]:
+    """The verdict without prerequisites, and the (product, level) whose prerequisites apply, if any."""
     try:
         parsed = facts_parse(facts)
     except InvalidBuildError as error:
-        return Verdict(UNKNOWN_BUILD, _current(None, facts.build_text), reasons=(str(error),))
+        return Verdict(UNKNOWN_BUILD, _current(None, facts.build_text), reasons=(str(error),)), None
     resolution = catalog.resolve(parsed, today=today)
     current = _current(resolution, facts.build_text)
     # Support notes are restated below with the action to take.
     notes = tuple(n for n in resolution.notes if "supported level" not in n and "end of extended support" not in n)
     resolution = replace(resolution, notes=notes)
     if resolution.product is None or resolution.level is None:
-        return Verdict(UNKNOWN_BUILD, current, reasons=notes, resolution=resolution)
+        return Verdict(UNKNOWN_BUILD, current, reasons=notes, resolution=resolution), None
     product, level = resolution.product, resolution.level
 
     # Precedence: what the build is (unknown), then how far behind the level is, then what we cannot see,
     # then the product's end of support, then the updates missing within the level.
     if level not in catalog.support_window(product.key, today):
-        return _unsupported_level(facts, catalog, rules, resolution, current, today)
+        return _unsupported_level(catalog, resolution, current, today)
     if not resolution.is_update_known:
         latest = catalog.latest_in_series(product.key, level.name, today)
         reasons = (
@@ -114,15 +133,15 @@ def evaluate(facts: ServerFacts, catalog: Catalog, rules: Rules, *, today: date)
         )
         if catalog.is_end_of_life(product.key, today):
             reasons = (*reasons, _end_of_support_reason(catalog, product.key))
-        return Verdict(ROLLUP_UNKNOWN, current, install=UpdateRef.of(latest) if latest and not latest.is_base else None,
-                       reasons=reasons, resolution=resolution)  # fmt: skip
+        install = UpdateRef.of(latest) if latest and not latest.is_base else None
+        return Verdict(ROLLUP_UNKNOWN, current, install=install, reasons=reasons, resolution=resolution), None
     if catalog.is_end_of_life(product.key, today):
-        return _end_of_life(facts, catalog, rules, resolution, current, today)
+        return _end_of_life(catalog, resolution, current, today), None
 
     missing = _newer_in_series(catalog, level, resolution, today)
     if not missing:
         reasons = (*notes, f"runs the latest update of {product.name} {level.name}")
-        return Verdict(CURRENT, current, days_behind=0, reasons=reasons, resolution=resolution)
+        return Verdict(CURRENT, current, days_behind=0, reasons=reasons, resolution=resolution), None
     install = missing[-1]
     superseded = missing[:-1]
     security = [entry for entry in missing if entry.is_security]
@@ -130,14 +149,14 @@ def evaluate(facts: ServerFacts, catalog: Catalog, rules: Rules, *, today: date)
     reasons = [*notes, _install_reason(install, superseded)]
     if security:
         reasons.append("security updates missing: " + ", ".join(_describe(e) for e in security))
-    prerequisites = missing_prerequisites(facts, catalog, rules, product.key, level.name)
-    return Verdict(
+    verdict = Verdict(
         state, current, UpdateRef.of(install), tuple(map(UpdateRef.of, superseded)), tuple(map(UpdateRef.of, security)),
-        tuple(map(UpdateRef.of, missing)), tuple(prerequisites), _days_behind(missing, today), tuple(reasons), resolution,
+        tuple(map(UpdateRef.of, missing)), (), _days_behind(missing, today), tuple(reasons), resolution,
     )  # fmt: skip
+    return verdict, (product.key, level.name)
 
 
-def _end_of_life(facts, catalog, rules, resolution: Resolution, current, today) -> Verdict:
+def _end_of_life(catalog: Catalog, resolution: Resolution, current, today) -> Verdict:
     product, level = resolution.product, resolution.level
     reasons = [*resolution.notes, _end_of_support_reason(catalog, product.key)]
     missing = _newer_in_series(catalog, level, resolution, today) if resolution.is_update_known else []
@@ -154,14 +173,14 @@ def _end_of_life(facts, catalog, rules, resolution: Resolution, current, today) 
     )  # fmt: skip
 
 
-def _unsupported_level(facts, catalog, rules, resolution: Resolution, current, today) -> Verdict:
+def _unsupported_level(catalog: Catalog, resolution: Resolution, current, today) -> tuple[Verdict, tuple | None]:
     product, level = resolution.product, resolution.level
     target = catalog.latest_level(product.key, today)
     supported = ", ".join(lvl.name for lvl in catalog.support_window(product.key, today)) or "none"
     reasons = [*resolution.notes]
     if target is None or target.base_build <= level.base_build:
         reasons.append(f"{level.name} is not supported and the catalog has no newer level")
-        return Verdict(UNSUPPORTED_LEVEL, current, reasons=tuple(reasons), resolution=resolution)
+        return Verdict(UNSUPPORTED_LEVEL, current, reasons=tuple(reasons), resolution=resolution), None
     newer_levels = [
         lvl for lvl in catalog.levels(product.key) if level.base_build < lvl.base_build <= target.base_build
     ]
@@ -177,13 +196,13 @@ def _unsupported_level(facts, catalog, rules, resolution: Resolution, current, t
     )
     if skipped:
         reasons.append(f"{target.name} is cumulative: it includes " + ", ".join(_short(e) for e in skipped))
-    prerequisites = missing_prerequisites(facts, catalog, rules, product.key, target.name)
     security = [e for e in missing if e.is_security]
-    return Verdict(
+    verdict = Verdict(
         UNSUPPORTED_LEVEL, current, UpdateRef.of(base), tuple(map(UpdateRef.of, skipped)),
-        tuple(map(UpdateRef.of, security)), tuple(map(UpdateRef.of, missing)), tuple(prerequisites),
+        tuple(map(UpdateRef.of, security)), tuple(map(UpdateRef.of, missing)), (),
         _days_behind(missing, today), tuple(reasons), resolution,
     )  # fmt: skip
+    return verdict, (product.key, target.name)
 
 
 def _newer_in_series(catalog: Catalog, level: Level, resolution: Resolution, today: date) -> list[CatalogEntry]:

@@ -1,0 +1,379 @@
+"""servers_import against the real database: Get-ExchangeServer | Export-Csv output and our plain CSV, all or nothing.
+
+Every server, site, organisation and cluster name below is invented (.example domains); the builds are real.
+"""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from inventory.models import Cluster, ClusterMember, Organisation, Server, Site, Tag
+
+# Invented estate, in the shape of:
+# Get-ExchangeServer | Select Name,Fqdn,Site,ServerRole,Edition,AdminDisplayVersion | Export-Csv servers.csv
+EXCHANGE_CSV = (
+    "#TYPE Selected.Microsoft.Exchange.Data.Directory.Management.ExchangeServer\r\n"
+    '"Name","Fqdn","Site","ServerRole","Edition","AdminDisplayVersion"\r\n'
+    '"MBX01","MBX01.contoso.example","contoso.example/Configuration/Sites/Amsterdam","Mailbox, ClientAccess, HubTransport","Enterprise","Version 14.3 (Build 123.4)"\r\n'
+    '"MBX02","mbx02.contoso.example","contoso.example/Configuration/Sites/Dublin","Mailbox","Standard","Version 15.2 (Build 1544.4)"\r\n'
+    '"EDGE01","edge01.contoso.example","contoso.example/Configuration/Sites/Perimeter","Edge","Standard","Version 15.2 (Build 1258.16)"\r\n'
+)
+# The same export with ExSetupVersion added (the ExSetup.exe file version); it wins over AdminDisplayVersion.
+EXCHANGE_CSV_WITH_EXSETUP = (
+    "#TYPE Selected.Microsoft.Exchange.Data.Directory.Management.ExchangeServer\r\n"
+    '"Name","Fqdn","Site","ServerRole","Edition","AdminDisplayVersion","ExSetupVersion"\r\n'
+    '"MBX01","mbx01.contoso.example","contoso.example/Configuration/Sites/Amsterdam","Mailbox, ClientAccess, HubTransport","Enterprise","Version 14.3 (Build 123.4)","14.03.0513.000"\r\n'
+)
+# Invented estate with our own column names.
+PLAIN_CSV = (
+    "fqdn,name,organisation,site,roles,build,dotnet_version,filter_pack,is_forefront_installed,tags,cluster,cluster_kind,cluster_role\n"
+    'mbx01.fabrikam.example,MBX01,Fabrikam,Head-Office,"Mailbox, ClientAccess, HubTransport",14.03.0513.000,4.8,2010 SP1,false,production;eu,DAG-HQ,DAG,active\n'
+    "mbx02.fabrikam.example,MBX02,Fabrikam,Head-Office,Mailbox,14.3.513.0,4.8,2010 SP1,no,production,DAG-HQ,DAG,passive\n"
+    "ccr-a.fabrikam.example,CCR-A,Fabrikam,Branch,Mailbox,8.3.192.1,,,true,,CCR-EX07,CCR,active\n"
+)
+
+
+def run(path, *args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("servers_import", str(path), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def write(tmp_path, name: str, text: str):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+def server_values(fqdn: str) -> dict:
+    server = Server.objects.select_related("organisation", "site").get(fqdn=fqdn)
+    return {
+        "name": server.name,
+        "organisation": server.organisation.name,
+        "site": server.site.name if server.site else None,
+        "roles": server.roles,
+        "edition": server.edition,
+        "reported_build": server.reported_build,
+        "build_source": server.build_source,
+        "build": (server.build_major, server.build_minor, server.build_number, server.build_revision),
+        "dotnet_version": server.dotnet_version,
+        "prerequisites": server.prerequisites,
+        "is_forefront_installed": server.is_forefront_installed,
+        "tags": sorted(server.tags.values_list("name", flat=True)),
+        "sync_source": server.sync_source,
+    }
+
+
+def nothing_written() -> bool:
+    return not any(model.objects.exists() for model in (Server, Organisation, Site, Tag, Cluster, ClusterMember))
+
+
+@pytest.mark.django_db
+def test_exchange_export_creates_servers_with_organisation_and_site_from_the_site_path(tmp_path):
+    path = write(tmp_path, "servers.csv", EXCHANGE_CSV)
+
+    out, err = run(path)
+
+    assert out == "3 created, 0 updated, 0 unchanged\n"
+    assert err == ""
+    assert list(Server.objects.values_list("fqdn", flat=True)) == [
+        "edge01.contoso.example",
+        "mbx01.contoso.example",
+        "mbx02.contoso.example",
+    ]
+    assert server_values("mbx01.contoso.example") == {
+        "name": "MBX01",
+        "organisation": "contoso.example",
+        "site": "Amsterdam",
+        "roles": "Mailbox,ClientAccess,HubTransport",
+        "edition": "Enterprise",
+        "reported_build": "Version 14.3 (Build 123.4)",
+        "build_source": "admin_display",
+        "build": (14, 3, 123, 4),
+        "dotnet_version": "",
+        "prerequisites": {},
+        "is_forefront_installed": False,
+        "tags": [],
+        "sync_source": "csv:servers.csv",
+    }
+    assert server_values("edge01.contoso.example")["roles"] == "EdgeTransport"
+    assert server_values("mbx02.contoso.example")["build"] == (15, 2, 1544, 4)
+    assert list(Organisation.objects.values_list("name", flat=True)) == ["contoso.example"]
+    assert list(Site.objects.values_list("name", flat=True)) == ["Amsterdam", "Dublin", "Perimeter"]
+
+
+@pytest.mark.django_db
+def test_exchange_export_with_exsetup_version_takes_that_build(tmp_path):
+    path = write(tmp_path, "exsetup.csv", EXCHANGE_CSV_WITH_EXSETUP)
+
+    out, _ = run(path)
+
+    assert out == "1 created, 0 updated, 0 unchanged\n"
+    values = server_values("mbx01.contoso.example")
+    assert (values["reported_build"], values["build_source"], values["build"]) == (
+        "14.03.0513.000",
+        "exsetup",
+        (14, 3, 513, 0),
+    )
+    assert (values["organisation"], values["site"], values["roles"]) == (
+        "contoso.example",
+        "Amsterdam",
+        "Mailbox,ClientAccess,HubTransport",
+    )
+
+
+@pytest.mark.django_db
+def test_exchange_export_then_the_exsetup_export_updates_the_build(tmp_path):
+    run(write(tmp_path, "servers.csv", EXCHANGE_CSV))
+
+    out, _ = run(write(tmp_path, "exsetup.csv", EXCHANGE_CSV_WITH_EXSETUP))
+
+    assert out == "0 created, 1 updated, 0 unchanged\n"
+    values = server_values("mbx01.contoso.example")
+    assert (values["reported_build"], values["build_source"], values["build"], values["sync_source"]) == (
+        "14.03.0513.000",
+        "exsetup",
+        (14, 3, 513, 0),
+        "csv:exsetup.csv",
+    )
+
+
+@pytest.mark.django_db
+def test_plain_csv_stores_every_column(tmp_path):
+    path = write(tmp_path, "plain.csv", PLAIN_CSV)
+
+    out, _ = run(path)
+
+    assert out == "3 created, 0 updated, 0 unchanged\n"
+    assert server_values("mbx01.fabrikam.example") == {
+        "name": "MBX01",
+        "organisation": "Fabrikam",
+        "site": "Head-Office",
+        "roles": "Mailbox,ClientAccess,HubTransport",
+        "edition": "",
+        "reported_build": "14.03.0513.000",
+        "build_source": "exsetup",
+        "build": (14, 3, 513, 0),
+        "dotnet_version": "4.8",
+        "prerequisites": {"filter_pack": "2010 SP1"},
+        "is_forefront_installed": False,
+        "tags": ["eu", "production"],
+        "sync_source": "csv:plain.csv",
+    }
+    ccr = server_values("ccr-a.fabrikam.example")
+    assert (ccr["site"], ccr["build"], ccr["dotnet_version"], ccr["prerequisites"], ccr["is_forefront_installed"]) == (
+        "Branch",
+        (8, 3, 192, 1),
+        "",
+        {},
+        True,
+    )
+    assert ccr["tags"] == []
+    assert sorted(
+        ClusterMember.objects.values_list("cluster__organisation__name", "cluster__name", "cluster__kind", "server__fqdn", "is_active")
+    ) == [
+        ("Fabrikam", "CCR-EX07", "CCR", "ccr-a.fabrikam.example", True),
+        ("Fabrikam", "DAG-HQ", "DAG", "mbx01.fabrikam.example", True),
+        ("Fabrikam", "DAG-HQ", "DAG", "mbx02.fabrikam.example", False),
+    ]  # fmt: skip
+    assert Cluster.objects.count() == 2
+    assert sorted(Site.objects.values_list("organisation__name", "name")) == [
+        ("Fabrikam", "Branch"),
+        ("Fabrikam", "Head-Office"),
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("_case", "name", "text", "count"),
+    [("Get-ExchangeServer export", "servers.csv", EXCHANGE_CSV, 3), ("plain CSV", "plain.csv", PLAIN_CSV, 3)],
+)
+def test_reimporting_the_same_file_changes_nothing(tmp_path, _case, name, text, count):
+    path = write(tmp_path, name, text)
+    run(path)
+    stamps = dict(Server.objects.values_list("fqdn", "last_updated"))
+    members = list(ClusterMember.objects.order_by("pk").values_list("pk", "cluster_id", "server_id", "is_active"))
+
+    out, _ = run(path)
+
+    assert out == f"0 created, 0 updated, {count} unchanged\n"
+    assert dict(Server.objects.values_list("fqdn", "last_updated")) == stamps
+    assert (
+        list(ClusterMember.objects.order_by("pk").values_list("pk", "cluster_id", "server_id", "is_active")) == members
+    )
+
+
+@pytest.mark.django_db
+def test_upsert_is_case_insensitive_on_fqdn_and_reports_the_change(tmp_path):
+    run(write(tmp_path, "plain.csv", PLAIN_CSV))
+    before = dict(Server.objects.values_list("fqdn", "last_updated"))
+    # Invented: the same server written in upper case, with the same build in its short form (other text, so the
+    # build counts as changed) and one more tag.
+    changed = write(
+        tmp_path,
+        "changed.csv",
+        "fqdn,build,tags\nMBX01.FABRIKAM.EXAMPLE,14.3.513.0,production;eu;patched\n",
+    )
+
+    out, _ = run(changed, "--verbosity", "2")
+
+    assert out == "0 created, 1 updated, 0 unchanged\n  mbx01.fabrikam.example: updated build, tags\n"
+    assert Server.objects.count() == 3
+    values = server_values("mbx01.fabrikam.example")
+    assert (values["reported_build"], values["build"], values["tags"], values["sync_source"]) == (
+        "14.3.513.0",
+        (14, 3, 513, 0),
+        ["eu", "patched", "production"],
+        "csv:changed.csv",
+    )
+    # Columns the file does not state are left as stored.
+    assert (values["organisation"], values["site"], values["dotnet_version"], values["prerequisites"]) == (
+        "Fabrikam",
+        "Head-Office",
+        "4.8",
+        {"filter_pack": "2010 SP1"},
+    )
+    after = dict(Server.objects.values_list("fqdn", "last_updated"))
+    assert after["mbx01.fabrikam.example"] > before["mbx01.fabrikam.example"]
+    assert {k: v for k, v in after.items() if k != "mbx01.fabrikam.example"} == {
+        k: v for k, v in before.items() if k != "mbx01.fabrikam.example"
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("_case", "name", "text", "expected"),
+    [
+        ("Get-ExchangeServer export", "servers.csv", EXCHANGE_CSV, "dry run, nothing written: 3 created, 0 updated, 0 unchanged\n"),
+        ("plain CSV", "plain.csv", PLAIN_CSV, "dry run, nothing written: 3 created, 0 updated, 0 unchanged\n"),
+    ],
+)  # fmt: skip
+def test_dry_run_reports_and_writes_nothing(tmp_path, _case, name, text, expected):
+    out, _ = run(write(tmp_path, name, text), "--dry-run")
+
+    assert out == expected
+    assert nothing_written()
+
+
+@pytest.mark.django_db
+def test_dry_run_of_changes_leaves_stored_servers_as_they_were(tmp_path):
+    run(write(tmp_path, "plain.csv", PLAIN_CSV))
+    before = list(Server.objects.order_by("pk").values())
+    # Invented: a changed build for one server and a new server.
+    path = write(
+        tmp_path, "more.csv", "fqdn,build\nmbx01.fabrikam.example,14.3.496.0\nmbx03.fabrikam.example,14.3.513.0\n"
+    )
+
+    out, _ = run(path, "--dry-run")
+
+    assert out == "dry run, nothing written: 1 created, 1 updated, 0 unchanged\n"
+    assert list(Server.objects.order_by("pk").values()) == before
+
+
+@pytest.mark.django_db
+def test_rows_with_errors_are_reported_by_line_and_field_and_nothing_is_written(tmp_path):
+    # Invented: rows 2 and 4 are valid, row 3 has a malformed build, row 5 an unknown role.
+    path = write(
+        tmp_path,
+        "bad.csv",
+        "fqdn,roles,build\n"
+        "mbx01.contoso.example,Mailbox,15.2.1544.4\n"
+        "mbx02.contoso.example,Mailbox,15.2\n"
+        "mbx03.contoso.example,Mailbox,15.2.1544.4\n"
+        "mbx04.contoso.example,Gateway,15.2.1544.4\n",
+    )
+    err = io.StringIO()
+
+    with pytest.raises(CommandError) as error:
+        call_command("servers_import", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert str(error.value) == f"{path}: 2 row(s) with errors; nothing was written"
+    assert err.getvalue().splitlines() == [
+        "line 3: build: '15.2' is not a build number: expected four numbers separated by dots, got 2 part(s)",
+        "line 5: roles: 'Gateway' is not an Exchange role (Mailbox, ClientAccess, HubTransport, EdgeTransport, UnifiedMessaging)",
+    ]
+    assert nothing_written()
+
+
+@pytest.mark.django_db
+def test_errors_in_an_exchange_export_count_the_type_line(tmp_path):
+    # Invented: the second data row (file line 4, after the #TYPE line and the header) has no FQDN.
+    path = write(
+        tmp_path,
+        "servers.csv",
+        "#TYPE Selected.Microsoft.Exchange.Data.Directory.Management.ExchangeServer\r\n"
+        '"Name","Fqdn","Site","ServerRole","Edition","AdminDisplayVersion"\r\n'
+        '"MBX01","mbx01.contoso.example","contoso.example/Configuration/Sites/Amsterdam","Mailbox","Standard","Version 15.2 (Build 1544.4)"\r\n'
+        '"MBX09","","contoso.example/Configuration/Sites/Amsterdam","Mailbox","Standard","Version 15.2 (Build 1544.4)"\r\n',
+    )
+    err = io.StringIO()
+
+    with pytest.raises(CommandError) as error:
+        call_command("servers_import", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert str(error.value) == f"{path}: 1 row(s) with errors; nothing was written"
+    assert err.getvalue() == "line 4: fqdn: required\n"
+    assert nothing_written()
+
+
+@pytest.mark.django_db
+def test_a_duplicate_fqdn_names_both_lines(tmp_path):
+    # Invented: the same server twice, the second time in upper case.
+    path = write(
+        tmp_path,
+        "dup.csv",
+        "fqdn,build\nmbx01.contoso.example,15.2.1544.4\nmbx02.contoso.example,15.2.1544.4\nMBX01.contoso.example,15.2.1544.9\n",
+    )
+    err = io.StringIO()
+
+    with pytest.raises(CommandError) as error:
+        call_command("servers_import", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert str(error.value) == f"{path}: 1 row(s) with errors; nothing was written"
+    assert err.getvalue() == "line 4: fqdn: mbx01.contoso.example is also on line 2\n"
+    assert nothing_written()
+
+
+@pytest.mark.django_db
+def test_errors_leave_servers_already_stored_untouched(tmp_path):
+    run(write(tmp_path, "plain.csv", PLAIN_CSV))
+    before = list(Server.objects.order_by("pk").values())
+    # Invented: a valid change for one stored server and an invalid row.
+    path = write(tmp_path, "mixed.csv", "fqdn,build\nmbx01.fabrikam.example,14.3.496.0\nmbx09.fabrikam.example,14.3\n")
+
+    with pytest.raises(CommandError, match=r"1 row\(s\) with errors; nothing was written"):
+        call_command("servers_import", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert list(Server.objects.order_by("pk").values()) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("_case", "text", "message"),
+    [
+        ("no fqdn column", "name,build\nMBX01,15.2.1544.4\n", "{path}: no 'fqdn' column (expected Get-ExchangeServer | Export-Csv output or our column names)"),
+        ("unknown column", "fqdn,colour\nmbx01.contoso.example,blue\n", "{path}: unknown column(s): colour"),
+        ("empty file", "", "{path}: empty file"),
+        ("header only", "fqdn,build\n", "{path}: no server rows"),
+    ],
+)  # fmt: skip
+def test_file_level_errors_write_nothing(tmp_path, _case, text, message):
+    path = write(tmp_path, "servers.csv", text)
+
+    with pytest.raises(CommandError) as error:
+        run(path)
+
+    assert str(error.value) == message.format(path=path)
+    assert nothing_written()
+
+
+@pytest.mark.django_db
+def test_a_nonexistent_file_is_named(tmp_path):
+    path = tmp_path / "absent.csv"
+
+    with pytest.raises(CommandError) as error:
+        run(path)
+
+    assert str(error.value) == f"{path}: no such file"
+    assert nothing_written()
