@@ -236,3 +236,43 @@ class ServerResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.server} {self.state}"
+
+
+class ApiToken(models.Model):
+    """A machine credential: only a hash of the key is stored; the key is shown once when created."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=8, help_text="First characters of the key, to recognise it")
+    key_hash = models.CharField(max_length=64, unique=True)
+    is_read_only = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("user", "created")
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.prefix}… ({'read-only' if self.is_read_only else 'read-write'})"
+
+
+class Change(models.Model):
+    """The change feed: every create, update and delete of servers, waivers and verdicts, in commit order.
+
+    `seq` is assigned while the writer holds the feed lock until it commits (see inventory.changes), so a reader
+    that has seen seq N will never later find a smaller one.
+    """
+
+    seq = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=16)  # "server", "waiver", "verdict"
+    object_id = models.BigIntegerField()
+    key = models.CharField(max_length=255, help_text="FQDN for servers and verdicts; id for waivers")
+    action = models.CharField(max_length=16)  # "created", "updated", "deleted"
+    data = models.JSONField(null=True, blank=True, help_text="Changed fields; null for a deletion (tombstone)")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("seq",)
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind} {self.key} {self.action}"

@@ -7,9 +7,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from inventory.bulk import rows_insert
+from inventory.changes import changes_record
 from inventory.models import (
     Cluster,
     ClusterMember,
@@ -98,6 +100,11 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
         _clusters_write(cluster_changes, organisations)
         for result in results:
             result.server_id = existing[result.fqdn].pk
+        changes_record(
+            ("server", r.server_id, r.fqdn, r.action, {"changed": r.changed, "source": source})
+            for r in results
+            if r.action != "unchanged"
+        )
         if dry_run:
             transaction.set_rollback(True)
     return results
@@ -262,7 +269,7 @@ def _scan_compute_and_write(scan: ScanRun, on: date) -> None:
         [_verdict_row(scan, verdict) for verdict in verdicts.values()], batch_size=BATCH
     )
     stored_by_facts = dict(zip(verdicts.keys(), stored, strict=True))
-    results, counts, newly = [], Counter(), 0
+    results, changed, counts, newly = [], [], Counter(), 0
     for row in rows:
         verdict = verdicts[row.facts]
         state, waiver = verdict.state, None
@@ -276,7 +283,19 @@ def _scan_compute_and_write(scan: ScanRun, on: date) -> None:
         newly += is_new
         counts[state] += 1
         results.append((scan.pk, row.id, stored_by_facts[row.facts].pk, state, waiver.pk if waiver else None, is_new))
-    _results_insert(results)
+        if state != was:
+            install = verdict.install.kb if verdict.install else None
+            changed.append(
+                (
+                    "verdict",
+                    row.id,
+                    row.fqdn,
+                    "updated",
+                    {"state": state, "was": was, "scan": scan.pk, "install": install},
+                )
+            )
+    rows_insert(ServerResult, RESULT_COLUMNS, results)
+    changes_record(changed)
     ScanRun.objects.filter(pk=scan.pk).update(
         status="succeeded", finished_at=timezone.now(), server_count=len(rows), distinct_count=len(verdicts),
         counts=dict(sorted(counts.items())), newly_noncompliant=newly,
@@ -284,23 +303,6 @@ def _scan_compute_and_write(scan: ScanRun, on: date) -> None:
 
 
 RESULT_COLUMNS = ("scan_id", "server_id", "verdict_id", "state", "waiver_id", "is_newly_noncompliant")
-
-
-def _results_insert(rows: list[tuple]) -> None:
-    """Insert result rows without building 100,000 model instances: COPY on PostgreSQL, executemany elsewhere."""
-    table = ServerResult._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({', '.join(RESULT_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        placeholders = ", ".join(["%s"] * len(RESULT_COLUMNS))
-        for start in range(0, len(rows), BATCH):
-            cursor.executemany(
-                f"INSERT INTO {table} ({', '.join(RESULT_COLUMNS)}) VALUES ({placeholders})",
-                rows[start : start + BATCH],
-            )
 
 
 def _previous_scan_id(scan: ScanRun) -> int | None:

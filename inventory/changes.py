@@ -1,0 +1,31 @@
+"""Record changes for the feed inside the writer's transaction, serialised so that seq order is commit order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from django.db import connection
+from django.utils import timezone
+
+from inventory.bulk import rows_insert
+from inventory.models import Change
+
+# Any constant: the advisory lock every feed writer takes until it commits (PostgreSQL; SQLite writers are serial).
+FEED_LOCK = 8_150_413
+
+
+def changes_record(rows: Iterable[tuple[str, int, str, str, dict | None]]) -> int:
+    """rows: (kind, object_id, key, action, data). Call inside the transaction that made the change."""
+    now = timezone.now()
+    items = [
+        (kind, object_id, key, action, None if data is None else json.dumps(data), now)
+        for kind, object_id, key, action, data in rows
+    ]
+    if not items:
+        return 0
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK])
+    rows_insert(Change, ("kind", "object_id", "key", "action", "data", "created"), items)
+    return len(items)
