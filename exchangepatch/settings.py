@@ -39,7 +39,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
@@ -50,6 +49,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "exchangepatch.api.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,14 +107,24 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANG
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# A 10,000-item sync is about 5 MB of JSON; the limit leaves room and is reported with 413 when passed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("EXCHANGEPATCH_MAX_BODY_BYTES", str(16 * 1024 * 1024)))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "exchangepatch.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": ["exchangepatch.authentication.IsAuthenticatedWritableToken"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "exchangepatch.api.StablePagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "EXCEPTION_HANDLER": "exchangepatch.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ExchangePatch API",
@@ -122,6 +132,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "UpdateKindEnum": "kb.choices.UpdateKind",
+        "RuleKindEnum": "kb.choices.RuleKind",
+        "ClusterKindEnum": "inventory.choices.ClusterKind",
+        "ScanStatusEnum": "inventory.choices.ScanStatus",
+    },
 }
 
 # Celery: eager in-process execution unless a broker is configured (embedded default).
@@ -137,6 +153,7 @@ CELERY_TIMEZONE = TIME_ZONE
 # "Today" for support and age calculations can be pinned (reproducible reports, tests).
 EXCHANGEPATCH_TODAY = os.environ.get("EXCHANGEPATCH_TODAY", "")
 EXCHANGEPATCH_FETCH_TIMEOUT = float(os.environ.get("EXCHANGEPATCH_FETCH_TIMEOUT", "30"))
+EXCHANGEPATCH_OVERDUE_DAYS = int(os.environ.get("EXCHANGEPATCH_OVERDUE_DAYS", "30"))
 
 LOGGING = {
     "version": 1,

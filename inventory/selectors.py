@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, Prefetch, QuerySet, TextField
+from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -101,27 +101,30 @@ def results_latest(*, state: str | None = None, fqdn: str | None = None) -> Quer
     return queryset
 
 
-def updates_needed(scan: ScanRun) -> list[dict]:
-    """Per update to install: how many servers need it, and which (the inverse of the per-server list)."""
+def updates_needed(scan: ScanRun, *, kb: str | None = None) -> list[dict]:
+    """Per update: how many servers miss it and which (the inverse of the per-server list), from one scan.
+
+    Computed over the scan's distinct verdicts (a few thousand at most), each annotated with its server count.
+    """
     verdicts = (
-        ScanVerdict.objects.filter(scan=scan, install__isnull=False)
-        .annotate(server_count=Count("results"))
+        ScanVerdict.objects.filter(scan=scan)
+        .exclude(missing_updates=[])
         .prefetch_related(
             Prefetch("results", queryset=ServerResult.objects.select_related("server").order_by("server__fqdn"))
         )
     )
     needed: dict[str, dict] = {}
     for verdict in verdicts:
-        install = verdict.install
-        key = install.get("kb") or install.get("title")
-        entry = needed.setdefault(
-            key, {"kb": install.get("kb"), "title": install.get("title"), "builds": set(), "servers": []}
-        )
-        entry["builds"].add(install.get("build"))
-        entry["servers"].extend(result.server.fqdn for result in verdict.results.all())
+        for missing in verdict.missing_updates:
+            if kb and missing != kb:
+                continue
+            entry = needed.setdefault(missing, {"kb": missing, "servers": [], "install_targets": 0})
+            entry["servers"].extend(result.server.fqdn for result in verdict.results.all())
+            if verdict.install and verdict.install.get("kb") == missing:
+                entry["install_targets"] += len(verdict.results.all())
     return sorted(
-        ({**e, "builds": sorted(e["builds"]), "server_count": len(e["servers"])} for e in needed.values()),
-        key=lambda e: (-e["server_count"], e["kb"] or ""),
+        ({**e, "servers": sorted(e["servers"]), "server_count": len(e["servers"])} for e in needed.values()),
+        key=lambda e: (-e["server_count"], e["kb"]),
     )
 
 

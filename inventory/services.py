@@ -324,3 +324,25 @@ def _verdict_row(scan: ScanRun, verdict: Verdict) -> ScanVerdict:
         days_behind=verdict.days_behind,
         reasons=list(verdict.reasons),
     )
+
+
+# -- single-object writes (API) ---------------------------------------------------------------------
+
+
+def server_delete(server: Server) -> None:
+    with transaction.atomic():
+        changes_record([("server", server.pk, server.fqdn, "deleted", None)])
+        server.delete()
+
+
+def waiver_save(waiver, *, is_new: bool) -> None:
+    with transaction.atomic():
+        waiver.save()
+        data = {"target_kb": waiver.target_kb, "expires_at": waiver.expires_at.isoformat()}
+        changes_record([("waiver", waiver.pk, str(waiver.pk), "created" if is_new else "updated", data)])
+
+
+def waiver_delete(waiver) -> None:
+    with transaction.atomic():
+        changes_record([("waiver", waiver.pk, str(waiver.pk), "deleted", None)])
+        waiver.delete()

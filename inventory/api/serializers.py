@@ -1,0 +1,224 @@
+"""Inventory API serializers (explicit fields). Server writes are validated by inventory.records, like sync."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from inventory.models import Change, Cluster, ClusterMember, Organisation, ScanRun, Server, Site, Waiver
+from kb.engine.catalog import InvalidKBError, normalize_kb
+
+
+class ClusterRefSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    role = serializers.CharField()
+
+
+class ServerSerializer(serializers.ModelSerializer):
+    organisation = serializers.CharField(source="organisation.name")
+    site = serializers.CharField(source="site.name", allow_null=True, default=None)
+    site_is_internet_facing = serializers.SerializerMethodField()
+    roles = serializers.ListField(source="role_list", child=serializers.CharField())
+    build = serializers.CharField(source="reported_build")
+    build_short = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
+    cluster = serializers.SerializerMethodField()
+    state = serializers.CharField(allow_null=True, read_only=True, help_text="From the latest scan")
+
+    class Meta:
+        model = Server
+        fields = (
+            "id", "fqdn", "name", "organisation", "site", "site_is_internet_facing", "roles", "edition", "build",
+            "build_source", "build_short", "os_name", "dotnet_version", "prerequisites", "is_forefront_installed",
+            "environment", "tags", "owner", "last_reported", "cluster", "state", "sync_source", "created",
+            "last_updated",
+        )  # fmt: skip
+        read_only_fields = fields
+
+    def get_site_is_internet_facing(self, server) -> bool:
+        return bool(server.site and server.site.is_internet_facing)
+
+    def get_build_short(self, server) -> str | None:
+        parts = (server.build_major, server.build_minor, server.build_number, server.build_revision)
+        return ".".join(map(str, parts)) if None not in parts else None
+
+    def get_tags(self, server) -> list[str]:
+        return sorted(tag.name for tag in server.tags.all())
+
+    @extend_schema_field(ClusterRefSerializer(allow_null=True))
+    def get_cluster(self, server) -> dict | None:
+        member = getattr(server, "cluster_membership", None)
+        if member is None:
+            return None
+        return {
+            "name": member.cluster.name,
+            "kind": member.cluster.kind,
+            "role": "active" if member.is_active else "passive",
+        }
+
+
+class ServerWriteSerializer(serializers.Serializer):
+    """Documents the writable fields; validation itself is inventory.records.server_record_from_mapping."""
+
+    fqdn = serializers.CharField()
+    name = serializers.CharField(required=False)
+    organisation = serializers.CharField(required=False)
+    site = serializers.CharField(required=False, allow_blank=True)
+    site_is_internet_facing = serializers.BooleanField(required=False)
+    roles = serializers.ListField(child=serializers.CharField(), required=False)
+    edition = serializers.CharField(required=False, allow_blank=True)
+    build = serializers.CharField(required=False, allow_blank=True, help_text="Any form build_info accepts")
+    build_source = serializers.ChoiceField(choices=["exsetup", "admin_display", "manual"], required=False)
+    os_name = serializers.CharField(required=False, allow_blank=True)
+    dotnet_version = serializers.CharField(required=False, allow_blank=True)
+    prerequisites = serializers.DictField(child=serializers.CharField(), required=False)
+    is_forefront_installed = serializers.BooleanField(required=False)
+    environment = serializers.CharField(required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    owner = serializers.CharField(required=False, allow_blank=True)
+    last_reported = serializers.DateTimeField(required=False, allow_null=True)
+    cluster = serializers.CharField(required=False, allow_blank=True)
+    cluster_kind = serializers.ChoiceField(choices=["CCR", "SCR", "DAG"], required=False)
+    cluster_role = serializers.ChoiceField(choices=["active", "passive"], required=False)
+
+
+class SyncRequestSerializer(serializers.Serializer):
+    source = serializers.CharField(max_length=100)
+    items = ServerWriteSerializer(many=True)
+
+
+class SyncResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    fqdn = serializers.CharField()
+    action = serializers.ChoiceField(choices=["created", "updated", "unchanged"])
+    changed = serializers.ListField(child=serializers.CharField())
+
+
+class SyncResponseSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    atomic = serializers.BooleanField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    results = SyncResultSerializer(many=True)
+    errors = serializers.DictField(child=serializers.DictField(child=serializers.CharField()))
+
+
+class SiteSerializer(serializers.ModelSerializer):
+    organisation = serializers.SlugRelatedField(slug_field="name", queryset=Organisation.objects.all())
+    server_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Site
+        fields = ("id", "organisation", "name", "is_internet_facing", "server_count", "created", "last_updated")
+
+
+class ClusterMemberSerializer(serializers.ModelSerializer):
+    fqdn = serializers.CharField(source="server.fqdn")
+
+    class Meta:
+        model = ClusterMember
+        fields = ("fqdn", "is_active")
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    organisation = serializers.CharField(source="organisation.name")
+    members = ClusterMemberSerializer(many=True)
+
+    class Meta:
+        model = Cluster
+        fields = ("id", "organisation", "name", "kind", "members", "created", "last_updated")
+
+
+class WaiverSerializer(serializers.ModelSerializer):
+    server = serializers.SlugRelatedField(
+        slug_field="fqdn", queryset=Server.objects.all(), required=False, allow_null=True
+    )
+    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all(), required=False, allow_null=True)
+    scope = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Waiver
+        fields = (
+            "id", "server", "site", "scope", "target_kind", "target_kb", "reason", "approver", "ticket", "expires_at",
+            "created", "last_updated",
+        )  # fmt: skip
+
+    def get_scope(self, waiver) -> str:
+        return "server" if waiver.server_id else "site" if waiver.site_id else "all"
+
+    def validate_target_kb(self, value):
+        try:
+            return normalize_kb(value)
+        except InvalidKBError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+    def validate(self, attrs):
+        server = attrs.get("server", getattr(self.instance, "server", None))
+        site = attrs.get("site", getattr(self.instance, "site", None))
+        if server is not None and site is not None:
+            raise serializers.ValidationError(
+                {"site": ["give a server or a site (or neither for every server), not both"]}
+            )
+        return attrs
+
+
+class ScanSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ScanRun
+        fields = (
+            "id", "status", "started_at", "finished_at", "as_of", "server_count", "distinct_count", "counts",
+            "newly_noncompliant", "error", "created",
+        )  # fmt: skip
+
+
+class ScanStartedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    status_url = serializers.CharField()
+
+
+class VerdictSerializer(serializers.Serializer):
+    """The compliance_report --json object."""
+
+    fqdn = serializers.CharField()
+    state = serializers.CharField()
+    current = serializers.DictField(child=serializers.CharField(allow_null=True))
+    install = serializers.DictField(child=serializers.CharField(allow_null=True), allow_null=True)
+    supersedes = serializers.ListField(child=serializers.CharField())
+    missing_prerequisites = serializers.ListField(child=serializers.CharField())
+    days_behind = serializers.IntegerField(allow_null=True)
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class SummarySerializer(serializers.Serializer):
+    scan = serializers.IntegerField(allow_null=True)
+    as_of = serializers.DateField(allow_null=True)
+    servers = serializers.IntegerField()
+    by_state = serializers.DictField(child=serializers.IntegerField())
+    by_product_level = serializers.ListField(child=serializers.DictField())
+    overdue = serializers.DictField(child=serializers.IntegerField())
+    newly_noncompliant = serializers.IntegerField()
+
+
+class ChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Change
+        fields = ("seq", "kind", "object_id", "key", "action", "data", "created")
+
+
+class ChangesPageSerializer(serializers.Serializer):
+    results = ChangeSerializer(many=True)
+    next_cursor = serializers.CharField()
+    has_more = serializers.BooleanField()
+
+
+class PlanSerializer(serializers.Serializer):
+    server = serializers.CharField()
+    current = serializers.DictField(child=serializers.CharField(allow_null=True))
+    target = serializers.DictField(child=serializers.CharField(allow_null=True))
+    steps = serializers.ListField(child=serializers.DictField())
+    notes = serializers.ListField(child=serializers.CharField())
+
+
+class RolloutSerializer(serializers.Serializer):
+    waves = serializers.ListField(child=serializers.DictField())
+    blocked = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
+    up_to_date = serializers.ListField(child=serializers.CharField())

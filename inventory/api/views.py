@@ -1,0 +1,395 @@
+"""Inventory API: servers (by id or FQDN), CMDB sync, sites, clusters, waivers, scans, verdicts, plans, changes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from exchangepatch.api import ETagMixin, error_response, etag_for
+from inventory.api import serializers
+from inventory.api.filters import ServerFilter
+from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
+from inventory.planning import UnknownServerError, plan_rollout, plan_server
+from inventory.records import server_record_from_mapping
+from inventory.selectors import result_as_dict, results_latest, scan_latest
+from inventory.services import server_delete, server_upsert_many, waiver_delete, waiver_save
+from kb.engine.planning import PlanError
+
+MAX_SYNC_ITEMS = 10_000
+ERRORS = {400: OpenApiResponse(description="invalid input"), 404: OpenApiResponse(description="not found")}
+
+
+def parse_flag(request, name: str, default: bool) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise FlagError(name, value)
+
+
+class FlagError(ValueError):
+    def __init__(self, name: str, value: str) -> None:
+        self.name, self.value = name, value
+        super().__init__(f"{value!r} is not true or false")
+
+
+def server_queryset():
+    latest = ScanRun.objects.filter(status="succeeded").order_by("-pk").values("pk")[:1]
+    state = ServerResult.objects.filter(scan_id=Subquery(latest), server=OuterRef("pk")).values("state")[:1]
+    return (
+        Server.objects.select_related("organisation", "site", "cluster_membership__cluster")
+        .prefetch_related("tags")
+        .annotate(state=Subquery(state))
+    )
+
+
+def validate_items(items: list) -> tuple[list, dict]:
+    """Records with their item index, and errors keyed by index then field; duplicates name both items."""
+    records, errors, seen = [], {}, {}
+    for index, item in enumerate(items):
+        record, problems = server_record_from_mapping(item)
+        if record is not None and record.fqdn in seen:
+            other = seen[record.fqdn]
+            problems = {"fqdn": f"{record.fqdn} is also item {other}"}
+            errors.setdefault(str(other), {})["fqdn"] = f"{record.fqdn} is also item {index}"
+        if problems:
+            errors[str(index)] = {key: str(value) for key, value in problems.items()}
+            continue
+        seen[record.fqdn] = index
+        records.append((index, record))
+    records = [(index, record) for index, record in records if str(index) not in errors]
+    return records, errors
+
+
+class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
+    """Servers; `{id}` may be the numeric id or the FQDN (case-insensitive)."""
+
+    serializer_class = serializers.ServerSerializer
+    filterset_class = ServerFilter
+    lookup_value_regex = r"[^/]+"
+
+    def get_queryset(self):
+        return server_queryset()
+
+    def get_object(self):
+        value = self.kwargs[self.lookup_field]
+        queryset = self.get_queryset()
+        lookup = {"pk": int(value)} if value.isdigit() else {"fqdn": value.lower().rstrip(".")}
+        server = queryset.filter(**lookup).first()
+        if server is None:
+            from rest_framework.exceptions import NotFound
+
+            raise NotFound(f"server {value} is not in the inventory")
+        return server
+
+    @extend_schema(request=serializers.ServerWriteSerializer, responses={201: serializers.ServerSerializer, **ERRORS})
+    def create(self, request, *args, **kwargs):
+        if not isinstance(request.data, dict):
+            return error_response("invalid input", 400, {"non_field_errors": ["expected a JSON object"]})
+        record, problems = server_record_from_mapping(request.data)
+        if problems:
+            return error_response("invalid input", 400, {key: [value] for key, value in problems.items()})
+        if Server.objects.filter(fqdn=record.fqdn).exists():
+            return error_response(f"server {record.fqdn} already exists: use PUT/PATCH or the sync endpoint", 409)
+        result = server_upsert_many([record], source=self._source(request))[0]
+        return Response(self.get_serializer(self.get_queryset().get(pk=result.server_id)).data, status=201)
+
+    @extend_schema(request=serializers.ServerWriteSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
+    def update(self, request, *args, **kwargs):
+        """PUT and PATCH both change the fields given and leave the others (the CMDB owns what it sends)."""
+        if not isinstance(request.data, dict):
+            return error_response("invalid input", 400, {"non_field_errors": ["expected a JSON object"]})
+        with transaction.atomic():
+            server = self.get_object()
+            locked = Server.objects.select_for_update().get(pk=server.pk)
+            self.check_if_match(request, locked)
+            data = dict(request.data)
+            if "fqdn" in data and str(data["fqdn"]).lower().rstrip(".") != server.fqdn:
+                return error_response("invalid input", 400, {"fqdn": ["cannot be changed; delete and create instead"]})
+            data["fqdn"] = server.fqdn
+            record, problems = server_record_from_mapping(data)
+            if problems:
+                return error_response("invalid input", 400, {key: [value] for key, value in problems.items()})
+            server_upsert_many([record], source=self._source(request))
+        fresh = self.get_object()
+        response = Response(self.get_serializer(fresh).data)
+        response["ETag"] = etag_for(fresh)
+        return response
+
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        with transaction.atomic():
+            server = self.get_object()
+            self.check_if_match(request, Server.objects.select_for_update().get(pk=server.pk))
+            server_delete(server)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _source(self, request) -> str:
+        return f"api:{request.user.get_username()}"
+
+    @extend_schema(
+        request=serializers.SyncRequestSerializer,
+        parameters=[
+            OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="report what would happen; write nothing"),
+            OpenApiParameter("atomic", OpenApiTypes.BOOL, description="default true: one bad item → nothing written"),
+        ],
+        responses={
+            200: serializers.SyncResponseSerializer,
+            400: OpenApiResponse(description="invalid items"),
+            413: OpenApiResponse(description="body too large"),
+        },
+    )
+    @action(detail=False, methods=["post"], filter_backends=[], pagination_class=None)
+    def sync(self, request):
+        """Upsert up to 10,000 servers by FQDN (case-insensitive); idempotent; `?dry_run=true`, `?atomic=false`."""
+        try:
+            dry_run = parse_flag(request, "dry_run", False)
+            atomic = parse_flag(request, "atomic", True)
+        except FlagError as error:
+            return error_response("invalid input", 400, {error.name: [str(error)]})
+        body = request.data
+        if not isinstance(body, dict):
+            return error_response(
+                "invalid input", 400, {"non_field_errors": ["expected a JSON object with source and items"]}
+            )
+        problems = {}
+        unknown = sorted(set(body) - {"source", "items"})
+        for key in unknown:
+            problems[key] = ["unknown field"]
+        source, items = body.get("source"), body.get("items")
+        if not isinstance(source, str) or not source.strip() or len(source) > 100:
+            problems["source"] = ["required: a text of at most 100 characters naming the CMDB"]
+        if not isinstance(items, list):
+            problems["items"] = ["required: a list of servers"]
+        elif len(items) > MAX_SYNC_ITEMS:
+            problems["items"] = [f"{len(items)} items is more than the limit of {MAX_SYNC_ITEMS}"]
+        if problems:
+            return error_response("invalid input", 400, problems)
+        records, item_errors = validate_items(items)
+        if item_errors and atomic:
+            return error_response(
+                f"{len(item_errors)} item(s) invalid; nothing was written", 400, {"items": item_errors}
+            )
+        results = server_upsert_many([record for _, record in records], source=source.strip(), dry_run=dry_run)
+        indexes = [index for index, _ in records]
+        counts = Counter(result.action for result in results)
+        return Response(
+            {
+                "dry_run": dry_run,
+                "atomic": atomic,
+                "counts": {
+                    "created": counts["created"],
+                    "updated": counts["updated"],
+                    "unchanged": counts["unchanged"],
+                    "invalid": len(item_errors),
+                },
+                "results": [
+                    {"index": indexes[r.index], "fqdn": r.fqdn, "action": r.action, "changed": r.changed}
+                    for r in results
+                ],
+                "errors": item_errors,
+            }
+        )
+
+    @extend_schema(responses={200: serializers.VerdictSerializer, **ERRORS})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def compliance(self, request, pk=None):
+        server = self.get_object()
+        result = results_latest(fqdn=server.fqdn).first()
+        if result is None:
+            return error_response(f"no verdict yet for {server.fqdn}: run a scan", 404)
+        return Response(result_as_dict(result))
+
+    @extend_schema(
+        parameters=[OpenApiParameter("target", OpenApiTypes.STR, description="an update, a KB, a level (CU15) or SE")],
+        responses={200: serializers.PlanSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def plan(self, request, pk=None):
+        server = self.get_object()
+        try:
+            plan = plan_server(server.fqdn, target=request.query_params.get("target") or None)
+        except (PlanError, UnknownServerError) as error:
+            return error_response("invalid input", 400, {"target": [str(error)]})
+        return Response(plan.as_dict())
+
+
+class SiteViewSet(viewsets.ModelViewSet):
+    serializer_class = serializers.SiteSerializer
+    filterset_fields = {"name": ["exact"], "is_internet_facing": ["exact"], "organisation__name": ["exact"]}
+
+    def get_queryset(self):
+        return Site.objects.select_related("organisation").annotate(server_count=Count("servers"))
+
+    def perform_destroy(self, instance):
+        if instance.servers.exists():
+            from rest_framework.exceptions import ValidationError
+
+            raise ValidationError({"site": [f"{instance.name} still has servers; move or delete them first"]})
+        instance.delete()
+
+
+class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = serializers.ClusterSerializer
+    filterset_fields = {"kind": ["exact"], "name": ["exact"]}
+
+    def get_queryset(self):
+        return Cluster.objects.select_related("organisation").prefetch_related("members__server")
+
+
+class WaiverViewSet(ETagMixin, viewsets.ModelViewSet):
+    serializer_class = serializers.WaiverSerializer
+    filterset_fields = {"target_kind": ["exact"], "target_kb": ["exact"], "expires_at": ["gte", "lte"]}
+
+    def get_queryset(self):
+        return Waiver.objects.select_related("server", "site")
+
+    def perform_create(self, serializer):
+        waiver = Waiver(**serializer.validated_data)
+        waiver_save(waiver, is_new=True)
+        serializer.instance = waiver
+
+    def perform_update(self, serializer):
+        with transaction.atomic():
+            self.check_if_match(self.request, Waiver.objects.select_for_update().get(pk=serializer.instance.pk))
+            for name, value in serializer.validated_data.items():
+                setattr(serializer.instance, name, value)
+            waiver_save(serializer.instance, is_new=False)
+
+    def perform_destroy(self, instance):
+        with transaction.atomic():
+            self.check_if_match(self.request, Waiver.objects.select_for_update().get(pk=instance.pk))
+            waiver_delete(instance)
+
+
+class ScanViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = ScanRun.objects.all()
+    serializer_class = serializers.ScanSerializer
+    filterset_fields = {"status": ["exact"]}
+
+    @extend_schema(request=None, responses={202: serializers.ScanStartedSerializer})
+    def create(self, request, *args, **kwargs):
+        """Start a scan; it runs in the worker (or at once when Celery is eager). Poll status_url."""
+        from inventory.tasks import scan_run_task
+
+        scan = ScanRun.objects.create()
+        transaction.on_commit(lambda: scan_run_task.delay(scan.pk))
+        url = request.build_absolute_uri(f"/api/v1/scans/{scan.pk}/")
+        return Response({"id": scan.pk, "status": scan.status, "status_url": url}, status=status.HTTP_202_ACCEPTED)
+
+
+class ComplianceSummaryView(GenericAPIView):
+    """Counts by state, by product and level, and overdue counts, from the latest scan."""
+
+    serializer_class = serializers.SummarySerializer
+    pagination_class = None
+    filter_backends = []
+
+    def get(self, request):
+        scan = scan_latest()
+        if scan is None:
+            empty = {"scan": None, "as_of": None, "servers": 0, "by_state": {}, "by_product_level": [],
+                     "overdue": {"threshold_days": settings.EXCHANGEPATCH_OVERDUE_DAYS, "count": 0}, "newly_noncompliant": 0}  # fmt: skip
+            return Response(empty)
+        by_state = dict(
+            ServerResult.objects.filter(scan=scan).values_list("state").annotate(n=Count("pk")).order_by("state")
+        )
+        threshold = settings.EXCHANGEPATCH_OVERDUE_DAYS
+        levels: Counter = Counter()
+        overdue = 0
+        rows = ServerResult.objects.filter(scan=scan).values("verdict__current", "verdict__days_behind", "state")
+        for row in rows.annotate(n=Count("pk")).order_by():
+            current = row["verdict__current"] or {}
+            levels[(current.get("product"), current.get("level"))] += row["n"]
+            if row["state"] not in ("current", "excepted") and (row["verdict__days_behind"] or 0) > threshold:
+                overdue += row["n"]
+        return Response(
+            {
+                "scan": scan.pk,
+                "as_of": scan.as_of,
+                "servers": scan.server_count,
+                "by_state": by_state,
+                "by_product_level": [
+                    {"product": product, "level": level, "count": count}
+                    for (product, level), count in sorted(
+                        levels.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
+                    )
+                ],
+                "overdue": {"threshold_days": threshold, "count": overdue},
+                "newly_noncompliant": scan.newly_noncompliant,
+            }
+        )
+
+
+class RolloutView(GenericAPIView):
+    """The rollout plan JSON (as `rollout --format json`) for a site or the whole estate."""
+
+    serializer_class = serializers.RolloutSerializer
+    pagination_class = None
+    filter_backends = []
+
+    @extend_schema(
+        parameters=[OpenApiParameter("site", OpenApiTypes.STR)],
+        responses={200: serializers.RolloutSerializer, **ERRORS},
+    )
+    def get(self, request):
+        site = request.query_params.get("site") or None
+        if site and not Site.objects.filter(name=site).exists():
+            return error_response(f"site {site} is not in the inventory", 404)
+        return Response(plan_rollout(site=site).as_dict())
+
+
+class ChangesView(GenericAPIView):
+    """Every create, update and delete of servers, waivers and verdicts after a cursor, in commit order."""
+
+    serializer_class = serializers.ChangesPageSerializer
+    pagination_class = None
+    filter_backends = []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", OpenApiTypes.STR, description="the next_cursor of the previous page; 0 to start"),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1–1000, default 500"),
+        ],
+        responses={200: serializers.ChangesPageSerializer, **ERRORS},
+    )
+    def get(self, request):
+        problems = {}
+        after_text = request.query_params.get("after", "0")
+        limit_text = request.query_params.get("limit", "500")
+        after = int(after_text) if after_text.isdigit() and len(after_text) < 19 else None
+        limit = int(limit_text) if limit_text.isdigit() and len(limit_text) < 6 else None
+        if after is None:
+            problems["after"] = [f"{after_text!r} is not a cursor (a non-negative integer from next_cursor)"]
+        if limit is None or not 1 <= limit <= 1000:
+            problems["limit"] = [f"{limit_text!r} is not between 1 and 1000"]
+        if problems:
+            return error_response("invalid input", 400, problems)
+        rows = list(Change.objects.filter(seq__gt=after).order_by("seq")[: limit + 1])
+        page, has_more = rows[:limit], len(rows) > limit
+        return Response(
+            {
+                "results": serializers.ChangeSerializer(page, many=True).data,
+                "next_cursor": str(page[-1].seq if page else after),
+                "has_more": has_more,
+            }
+        )
+
+
+def server_detail_or_404(fqdn: str) -> Server:
+    return get_object_or_404(Server, fqdn=fqdn.lower())

@@ -1,0 +1,89 @@
+"""Catalog API serializers (read-only; explicit fields)."""
+
+from rest_framework import serializers
+
+from kb.models import Fix, Level, Product, Rule, Update
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ("id", "key", "name", "is_cumulative")
+
+
+class LevelSerializer(serializers.ModelSerializer):
+    product = serializers.CharField(source="product.key")
+
+    class Meta:
+        model = Level
+        fields = ("id", "product", "name", "kind", "build", "release_date", "kb")
+
+
+class UpdateSerializer(serializers.ModelSerializer):
+    product = serializers.CharField(source="product.key")
+    level = serializers.CharField(source="level.name")
+    fix_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Update
+        fields = (
+            "id", "product", "level", "kind", "name", "kb", "build", "release_date", "is_security", "is_recalled",
+            "revision", "source_names", "alternate_builds", "fix_count", "last_updated",
+        )  # fmt: skip
+
+
+class FixSerializer(serializers.ModelSerializer):
+    updates = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Fix
+        fields = ("id", "kb", "title", "updates")
+
+    def get_updates(self, fix) -> list[str]:
+        return [str(update) for update in fix.updates.all()]
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Rule
+        fields = (
+            "id", "key", "kind", "products", "description", "data", "source_title", "source_url", "source_document",
+            "source_date", "is_practice", "is_enabled", "is_operator_edited", "last_updated",
+        )  # fmt: skip
+
+
+class BuildInfoSerializer(serializers.Serializer):
+    """The same object as `build_info --json`."""
+
+    input = serializers.CharField()
+    build = serializers.CharField(allow_null=True)
+    product = serializers.CharField(allow_null=True)
+    level = serializers.CharField(allow_null=True)
+    update = serializers.CharField(allow_null=True)
+    kb = serializers.CharField(allow_null=True)
+    release_date = serializers.DateField(allow_null=True)
+    exact = serializers.BooleanField()
+    is_supported = serializers.BooleanField()
+    is_latest = serializers.BooleanField()
+    notes = serializers.ListField(child=serializers.CharField())
+    error = serializers.CharField(allow_null=True)
+
+
+class NeededBySerializer(serializers.Serializer):
+    kb = serializers.CharField()
+    titles = serializers.ListField(child=serializers.CharField(), help_text="Catalog rows with this KB")
+    scan = serializers.IntegerField(allow_null=True)
+    server_count = serializers.IntegerField(help_text="Servers that miss this update")
+    install_targets = serializers.IntegerField(help_text="Of those, servers for which it is the update to install")
+    servers = serializers.ListField(child=serializers.CharField())
+
+
+class FixMissingSerializer(serializers.Serializer):
+    kb = serializers.CharField()
+    title = serializers.CharField()
+    carried_by = serializers.ListField(child=serializers.CharField())
+    lacking = serializers.ListField(child=serializers.CharField())
+    unknown = serializers.ListField(child=serializers.CharField())
+    excepted = serializers.ListField(child=serializers.CharField())
+    present_count = serializers.IntegerField()
+    not_applicable_count = serializers.IntegerField()

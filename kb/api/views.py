@@ -1,0 +1,130 @@
+"""Catalog API: products, levels, updates, fixes, rules (read), build resolution, fix and update queries."""
+
+import django_filters
+from django.db.models import Count
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+
+from exchangepatch.api import error_response
+from kb.api import serializers
+from kb.engine.catalog import InvalidKBError, normalize_kb
+from kb.engine.lookup import build_info
+from kb.models import Fix, Level, Product, Rule, Update
+from kb.selectors import catalog_get, today
+
+
+class UpdateFilter(django_filters.FilterSet):
+    product = django_filters.CharFilter(field_name="product__key")
+    level = django_filters.CharFilter(field_name="level__name")
+    kb = django_filters.CharFilter(field_name="kb", method="filter_kb")
+
+    class Meta:
+        model = Update
+        fields = ("product", "level", "kind", "kb", "is_security", "is_recalled")
+
+    def filter_kb(self, queryset, name, value):
+        try:
+            return queryset.filter(kb=normalize_kb(value))
+        except InvalidKBError:
+            return queryset.none()
+
+
+class ProductViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Product.objects.all()
+    serializer_class = serializers.ProductSerializer
+
+
+class LevelViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Level.objects.select_related("product")
+    serializer_class = serializers.LevelSerializer
+    filterset_fields = {"product__key": ["exact"], "kind": ["exact"], "name": ["exact"]}
+
+
+class UpdateViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Update.objects.select_related("product", "level").annotate(fix_count=Count("fixes"))
+    serializer_class = serializers.UpdateSerializer
+    filterset_class = UpdateFilter
+
+    @extend_schema(responses=serializers.NeededBySerializer)
+    @action(
+        detail=False, methods=["get"], url_path=r"(?P<kb>[^/]+)/needed-by", filter_backends=[], pagination_class=None
+    )
+    def needed_by(self, request, kb=None):
+        """How many servers (latest scan) need this update, and which."""
+        from inventory.selectors import scan_latest, updates_needed
+
+        try:
+            kb = normalize_kb(kb)
+        except InvalidKBError as error:
+            return error_response("invalid input", 400, {"kb": [str(error)]})
+        if not Update.objects.filter(kb=kb).exists():
+            return error_response(f"update {kb} is not in the catalog", 404)
+        scan = scan_latest()
+        needed = updates_needed(scan, kb=kb) if scan else []
+        titles = sorted({str(u) for u in Update.objects.filter(kb=kb).select_related("product", "level")})
+        entry = needed[0] if needed else {"servers": [], "server_count": 0, "install_targets": 0}
+        return Response({**entry, "kb": kb, "titles": titles, "scan": scan.pk if scan else None})
+
+
+class FixViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Fix.objects.prefetch_related("updates__level__product")
+    serializer_class = serializers.FixSerializer
+    lookup_field = "kb"
+    filterset_fields = {"kb": ["exact"]}
+
+    @extend_schema(responses=serializers.FixMissingSerializer)
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def missing(self, request, kb=None):
+        """Servers that lack this fix (and those that cannot be told, are excepted, or run another product)."""
+        from inventory.selectors import fix_status
+
+        try:
+            kb = normalize_kb(kb)
+        except InvalidKBError as error:
+            return error_response("invalid input", 400, {"kb": [str(error)]})
+        status = fix_status(kb)
+        if status is None:
+            return error_response(f"fix {kb} is not in the catalog", 404)
+        return Response(
+            {
+                "kb": status.kb,
+                "title": status.title,
+                "carried_by": status.carriers,
+                "lacking": status.lacking,
+                "unknown": status.unknown,
+                "excepted": status.excepted,
+                "present_count": status.present,
+                "not_applicable_count": status.not_applicable,
+            }
+        )
+
+
+class RuleViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Rule.objects.all()
+    serializer_class = serializers.RuleSerializer
+    filterset_fields = {"kind": ["exact"], "is_enabled": ["exact"]}
+
+
+class BuildResolveView(GenericAPIView):
+    """Resolve a build in any form `build_info` accepts; the same object as `build_info --json`."""
+
+    serializer_class = serializers.BuildInfoSerializer
+    pagination_class = None
+    filter_backends = []
+
+    @extend_schema(
+        parameters=[OpenApiParameter("build", OpenApiTypes.STR, required=True, description="e.g. 15.02.1544.004")],
+        responses=serializers.BuildInfoSerializer,
+    )
+    def get(self, request):
+        text = request.query_params.get("build")
+        if not text:
+            return error_response("invalid input", 400, {"build": ["required"]})
+        info = build_info(text, catalog_get(), today=today())
+        if info["error"]:
+            return error_response("invalid input", 400, {"build": [info["error"]]})
+        return Response(info)
