@@ -131,6 +131,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Exchange Server patch inventory, compliance verdicts and CMDB sync.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "UpdateKindEnum": "kb.choices.UpdateKind",
