@@ -1,0 +1,52 @@
+"""The catalog admin: search by KB, build (any form) or name; filters; fix lists inline."""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from kb.models import Product, Update
+
+
+@pytest.fixture
+def admin_client(client, loaded_catalog):
+    user = get_user_model().objects.create_superuser("admin", password="invented-test-password")
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("KB2608656", "Exchange Server 2007 SP3 Update Rollup 6"),
+        ("15.02.1544.009", "Exchange Server 2019 CU14 Mar24SU"),
+        ("Version 15.2 (Build 1544.4)", "Exchange Server 2019 CU14"),
+        ("Mar24SU", "Exchange Server 2019 CU13 Mar24SU"),
+    ],
+)
+def test_update_search(admin_client, query, expected):
+    response = admin_client.get("/admin/kb/update/", {"q": query})
+
+    assert response.status_code == 200
+    titles = [str(update) for update in response.context["cl"].result_list]
+    assert expected in titles
+
+
+@pytest.mark.django_db
+def test_update_filters_by_product_and_kind(admin_client):
+    product = Product.objects.get(key="2010")
+    response = admin_client.get("/admin/kb/update/", {"product__id__exact": product.pk, "kind__exact": "RU"})
+
+    results = list(response.context["cl"].queryset)
+    assert results and all(u.product_id == product.pk and u.kind == "RU" for u in results)
+    assert len(results) == Update.objects.filter(product=product, kind="RU").count()
+
+
+@pytest.mark.django_db
+def test_fix_list_is_inline_on_the_update(admin_client):
+    update = Update.objects.get(kb="KB2685289")
+    response = admin_client.get(f"/admin/kb/update/{update.pk}/change/")
+
+    assert response.status_code == 200
+    fixes = response.context["inline_admin_formsets"][0].formset
+    assert sorted(form.instance.fix.kb for form in fixes.forms if form.instance.pk)[:2] == ["KB2510607", "KB2514700"]
+    assert fixes.queryset.count() == 42  # the fixes of Exchange 2010 SP2 Update Rollup 3
