@@ -5,14 +5,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from inventory.choices import BuildSource, ClusterKind, ScanStatus, State, WaiverTarget
-
-
-class TimeStamped(models.Model):
-    created = models.DateTimeField(auto_now_add=True)
-    last_updated = models.DateTimeField(auto_now=True, db_index=True)
-
-    class Meta:
-        abstract = True
+from kb.models import TimeStamped
 
 
 class Organisation(TimeStamped):

@@ -308,12 +308,7 @@ class LoadReport:
 @transaction.atomic
 def catalog_load_snapshot(*, path: Path = SNAPSHOT_PATH, rules_path: Path = RULES_PATH) -> LoadReport:
     """Load the bundled snapshot and rules; running it twice changes nothing the second time."""
-    try:
-        snapshot = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CatalogImportError(f"{path}: snapshot not found (run `python manage.py catalog_snapshot`)") from None
-    except json.JSONDecodeError as error:
-        raise CatalogImportError(f"{path}: not valid JSON ({error})") from None
+    snapshot = _json_file(path, missing="snapshot not found (run `python manage.py catalog_snapshot`)")
     now = timezone.now()
     sources = {}
     for item in snapshot["sources"]:
@@ -414,14 +409,18 @@ RULE_FIELDS = (
 )
 
 
-def rules_load(path: Path = RULES_PATH) -> RulesReport:
-    """Load rules from the bundled file. Rules an operator edited in the admin (a newer last_updated) are kept."""
+def _json_file(path: Path, *, missing: str) -> dict:
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CatalogImportError(f"{path}: rules file not found") from None
+        raise CatalogImportError(f"{path}: {missing}") from None
     except json.JSONDecodeError as error:
         raise CatalogImportError(f"{path}: not valid JSON ({error})") from None
+
+
+def rules_load(path: Path = RULES_PATH) -> RulesReport:
+    """Load rules from the bundled file; rules an operator edited in the admin are left as they are."""
+    payload = _json_file(path, missing="rules file not found")
     existing = {rule.key: rule for rule in Rule.objects.all()}
     created = updated = unchanged = 0
     for item in payload["rules"]:

@@ -6,11 +6,10 @@ import csv
 import io
 
 from kb.engine.builds import InvalidBuildError, parse_build
-from kb.engine.catalog import CatalogEntry, normalize_kb
-from kb.engine.merge import ImportedRow
+from kb.engine.catalog import InvalidKBError, normalize_kb
 
 from .build_page import BuildTableError, ParsedTable, parse_release_date
-from .names import UnknownNameError, parse_product_name
+from .names import UnknownNameError, imported_row, parse_product_name
 
 REQUIRED_COLUMNS = ("Product Name", "Build Number")
 
@@ -35,20 +34,23 @@ def parse_build_csv(text: str, *, source: str) -> ParsedTable:
             continue
         released, is_month_only = parse_release_date(row.get("Date", ""))
         kb_text = row.get("KB", "")
-        entry = CatalogEntry(
-            product=name.product,
-            level=name.level,
-            kind=name.kind,
-            build=build,
-            number=name.number,
-            label=name.label,
-            revision=name.revision,
-            kb=normalize_kb(kb_text) if kb_text else None,
-            release_date=released,
-            is_security=name.is_security,
-            sources=(source,),
+        try:
+            kb = normalize_kb(kb_text) if kb_text else None
+        except InvalidKBError as error:
+            result.warnings.append(f"line {line}: KB ignored: {error}")
+            kb = None
+        result.rows.append(
+            imported_row(
+                name,
+                build,
+                kb=kb,
+                released=released,
+                is_month_only=is_month_only,
+                source=source,
+                line=line,
+                raw_name=raw_name,
+            )
         )
-        result.rows.append(ImportedRow(entry, source, line, raw_name, is_month_only))
     if not result.rows:
         raise BuildTableError(f"{source}: no Exchange 2007 or later rows")
     return result

@@ -10,10 +10,10 @@ import markdown
 from bs4 import BeautifulSoup, Tag
 
 from kb.engine.builds import InvalidBuildError, parse_build
-from kb.engine.catalog import CatalogEntry, normalize_kb
+from kb.engine.catalog import normalize_kb
 from kb.engine.merge import ImportedRow
 
-from .names import UnknownNameError, parse_product_name
+from .names import UnknownNameError, imported_row, parse_product_name
 
 _KB_LINK = re.compile(r"support\.microsoft\.com/(?:[a-z-]+/)?(?:help|kb)/(\d{6,7})", re.IGNORECASE)
 _LEGACY_NAME = re.compile(r"Exchange\s+(?:Server\s+)?(?:2003|2000|version\s+5|5\.|4\.)", re.IGNORECASE)
@@ -110,21 +110,19 @@ def _parse_row(cells: list[Tag], columns: dict[str, int], source: str, lines: li
     released, is_month_only = parse_release_date(cell("date"))
     link = cells[columns["name"]].find("a", href=_KB_LINK)
     kb = normalize_kb(_KB_LINK.search(link["href"]).group(1)) if link else None
-    entry = CatalogEntry(
-        product=name.product,
-        level=name.level,
-        kind=name.kind,
-        build=build,
-        number=name.number,
-        label=name.label,
-        revision=name.revision,
-        kb=kb,
-        release_date=released,
-        is_security=name.is_security,
-        is_recalled="recalled" in raw_name.lower(),
-        sources=(source,),
+    result.rows.append(
+        imported_row(
+            name,
+            build,
+            kb=kb,
+            released=released,
+            is_month_only=is_month_only,
+            source=source,
+            line=line,
+            raw_name=raw_name,
+            is_recalled="recalled" in raw_name.lower(),
+        )
     )
-    result.rows.append(ImportedRow(entry, source, line, raw_name, is_month_only))
 
 
 def parse_release_date(text: str) -> tuple[date | None, bool]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 
-from kb.engine.catalog import Kind
+from kb.engine.builds import Build
+from kb.engine.catalog import CatalogEntry, Kind
+from kb.engine.merge import ImportedRow
 
 _PRODUCT = r"(?P<product>2007|2010|2013|2016|2019|SE)"
 _ROLLUP = re.compile(
@@ -97,3 +100,16 @@ def _base_kind(product: str, level: str) -> Kind:
     if product in {"2007", "2010"}:
         return Kind.SP
     return Kind.CU  # includes Exchange 2013 SP1, which is CU4
+
+
+def imported_row(
+    name: ParsedName, build: Build, *, kb: str | None, released: date | None, is_month_only: bool, source: str, line: int | None,
+    raw_name: str, is_recalled: bool = False,
+) -> ImportedRow:  # fmt: skip
+    """The ImportedRow both table importers produce for one named, dated build."""
+    entry = CatalogEntry(
+        product=name.product, level=name.level, kind=name.kind, build=build, number=name.number, label=name.label,
+        revision=name.revision, kb=kb, release_date=released, is_security=name.is_security, is_recalled=is_recalled,
+        sources=(source,),
+    )  # fmt: skip
+    return ImportedRow(entry, source, line, raw_name, is_month_only)
