@@ -24,6 +24,8 @@ urlpatterns = [
     path("compliance/summary/", inventory.ComplianceSummaryView.as_view(), name="compliance-summary"),
     path("builds/resolve/", kb.BuildResolveView.as_view(), name="build-resolve"),
     path("rollout/", inventory.RolloutView.as_view(), name="rollout"),
+    path("fixes/<str:kb>/missing/", inventory.FixMissingView.as_view(), name="fix-missing"),
+    path("updates/<str:kb>/needed-by/", inventory.UpdateNeededByView.as_view(), name="update-needed-by"),
     path("changes/", inventory.ChangesView.as_view(), name="changes"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

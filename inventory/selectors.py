@@ -11,9 +11,11 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from inventory.models import ScanRun, ScanVerdict, Server, ServerResult, Waiver
-from kb.engine.compliance import ServerFacts
+from kb.engine.builds import InvalidBuildError
+from kb.engine.compliance import ServerFacts, facts_parse, has_fix
 from kb.engine.rules import Rules
-from kb.models import Rule
+from kb.models import Fix, Rule, Update
+from kb.selectors import catalog_get, entry_from_update, today
 
 
 def rules_get() -> Rules:
@@ -163,14 +165,16 @@ class FixStatus:
     present: int
     not_applicable: int  # servers of other products
 
+    def as_dict(self) -> dict:
+        return {
+            "kb": self.kb, "title": self.title, "carried_by": self.carriers, "lacking": self.lacking,
+            "unknown": self.unknown, "excepted": self.excepted, "present_count": self.present,
+            "not_applicable_count": self.not_applicable,
+        }  # fmt: skip
+
 
 def fix_status(kb: str, *, as_of=None) -> FixStatus | None:
     """Which servers lack a fix: computed from each server's build and the updates that carry it (set-based)."""
-    from kb.engine.builds import InvalidBuildError
-    from kb.engine.compliance import facts_parse, has_fix
-    from kb.models import Fix, Update
-    from kb.selectors import catalog_get, entry_from_update, today
-
     fix = Fix.objects.filter(kb=kb).first()
     if fix is None:
         return None

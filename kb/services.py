@@ -16,6 +16,7 @@ from kb.engine.merge import Conflict, MergeResult, merge_rows
 from kb.importers.build_csv import parse_build_csv
 from kb.importers.build_page import ParsedTable, parse_build_page
 from kb.importers.documents import Document, detect_catalog_format
+from kb.importers.fix_list import FixListError, parse_fix_list, parse_update_hint
 from kb.models import CatalogConflict, CatalogSource, Fix, Level, Product, Rule, Update, UpdateFix
 from kb.selectors import catalog_entries, identity_key
 
@@ -279,8 +280,6 @@ def snapshot_build(
 
 
 def _fix_list_json(document: Document, fix_list, entries) -> dict:
-    from kb.importers.fix_list import parse_update_hint
-
     parsed = parse_update_hint(fix_list.update_hint or "")
     if parsed is None:
         raise CatalogImportError(f"{document.name}: no update named in its heading")
@@ -485,8 +484,6 @@ def fixes_import_document(
     *, document: Document, update_kb: str | None = None, dry_run: bool = False
 ) -> FixImportReport:
     """Extract a fix list and link every fix to its update (given by KB or named in the document's heading)."""
-    from kb.importers.fix_list import FixListError, parse_fix_list
-
     try:
         fix_list = parse_fix_list(document.text, name=document.name)
     except FixListError as error:
@@ -506,8 +503,6 @@ def fixes_import_document(
 
 
 def _updates_for_fix_list(name: str, update_kb: str | None, hint: str | None) -> list[Update]:
-    from kb.importers.fix_list import parse_update_hint
-
     if update_kb:
         kb = normalize_update_kb(update_kb)
         updates = list(Update.objects.filter(kb=kb).select_related("product", "level"))

@@ -7,11 +7,11 @@ from collections import Counter
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
@@ -21,9 +21,11 @@ from inventory.api.filters import ServerFilter
 from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
 from inventory.records import server_record_from_mapping
-from inventory.selectors import result_as_dict, results_latest, scan_latest
+from inventory.selectors import fix_status, result_as_dict, results_latest, scan_latest, updates_needed
 from inventory.services import server_delete, server_upsert_many, waiver_delete, waiver_save
+from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.planning import PlanError
+from kb.models import Update
 
 MAX_SYNC_ITEMS = 10_000
 ERRORS = {400: OpenApiResponse(description="invalid input"), 404: OpenApiResponse(description="not found")}
@@ -90,8 +92,6 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
         lookup = {"pk": int(value)} if value.isdigit() else {"fqdn": value.lower().rstrip(".")}
         server = queryset.filter(**lookup).first()
         if server is None:
-            from rest_framework.exceptions import NotFound
-
             raise NotFound(f"server {value} is not in the inventory")
         return server
 
@@ -238,8 +238,6 @@ class SiteViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         if instance.servers.exists():
-            from rest_framework.exceptions import ValidationError
-
             raise ValidationError({"site": [f"{instance.name} still has servers; move or delete them first"]})
         instance.delete()
 
@@ -391,5 +389,42 @@ class ChangesView(GenericAPIView):
         )
 
 
-def server_detail_or_404(fqdn: str) -> Server:
-    return get_object_or_404(Server, fqdn=fqdn.lower())
+class FixMissingView(GenericAPIView):
+    """Servers that lack a fix (and those that cannot be told, are excepted, or run another product)."""
+
+    serializer_class = serializers.FixMissingSerializer
+    pagination_class = None
+    filter_backends = []
+
+    @extend_schema(responses={200: serializers.FixMissingSerializer, **ERRORS})
+    def get(self, request, kb: str):
+        try:
+            kb = normalize_kb(kb)
+        except InvalidKBError as error:
+            return error_response("invalid input", 400, {"kb": [str(error)]})
+        found = fix_status(kb)
+        if found is None:
+            return error_response(f"fix {kb} is not in the catalog", 404)
+        return Response(found.as_dict())
+
+
+class UpdateNeededByView(GenericAPIView):
+    """How many servers (latest scan) miss an update, and which."""
+
+    serializer_class = serializers.NeededBySerializer
+    pagination_class = None
+    filter_backends = []
+
+    @extend_schema(responses={200: serializers.NeededBySerializer, **ERRORS})
+    def get(self, request, kb: str):
+        try:
+            kb = normalize_kb(kb)
+        except InvalidKBError as error:
+            return error_response("invalid input", 400, {"kb": [str(error)]})
+        titles = sorted({str(u) for u in Update.objects.filter(kb=kb).select_related("product", "level")})
+        if not titles:
+            return error_response(f"update {kb} is not in the catalog", 404)
+        scan = scan_latest()
+        needed = updates_needed(scan, kb=kb) if scan else []
+        entry = needed[0] if needed else {"servers": [], "server_count": 0, "install_targets": 0}
+        return Response({**entry, "kb": kb, "titles": titles, "scan": scan.pk if scan else None})

@@ -67,23 +67,3 @@ class BuildInfoSerializer(serializers.Serializer):
     is_latest = serializers.BooleanField()
     notes = serializers.ListField(child=serializers.CharField())
     error = serializers.CharField(allow_null=True)
-
-
-class NeededBySerializer(serializers.Serializer):
-    kb = serializers.CharField()
-    titles = serializers.ListField(child=serializers.CharField(), help_text="Catalog rows with this KB")
-    scan = serializers.IntegerField(allow_null=True)
-    server_count = serializers.IntegerField(help_text="Servers that miss this update")
-    install_targets = serializers.IntegerField(help_text="Of those, servers for which it is the update to install")
-    servers = serializers.ListField(child=serializers.CharField())
-
-
-class FixMissingSerializer(serializers.Serializer):
-    kb = serializers.CharField()
-    title = serializers.CharField()
-    carried_by = serializers.ListField(child=serializers.CharField())
-    lacking = serializers.ListField(child=serializers.CharField())
-    unknown = serializers.ListField(child=serializers.CharField())
-    excepted = serializers.ListField(child=serializers.CharField())
-    present_count = serializers.IntegerField()
-    not_applicable_count = serializers.IntegerField()

@@ -5,7 +5,6 @@ from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
-from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
@@ -49,58 +48,12 @@ class UpdateViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.UpdateSerializer
     filterset_class = UpdateFilter
 
-    @extend_schema(responses=serializers.NeededBySerializer)
-    @action(
-        detail=False, methods=["get"], url_path=r"(?P<kb>[^/]+)/needed-by", filter_backends=[], pagination_class=None
-    )
-    def needed_by(self, request, kb=None):
-        """How many servers (latest scan) need this update, and which."""
-        from inventory.selectors import scan_latest, updates_needed
-
-        try:
-            kb = normalize_kb(kb)
-        except InvalidKBError as error:
-            return error_response("invalid input", 400, {"kb": [str(error)]})
-        if not Update.objects.filter(kb=kb).exists():
-            return error_response(f"update {kb} is not in the catalog", 404)
-        scan = scan_latest()
-        needed = updates_needed(scan, kb=kb) if scan else []
-        titles = sorted({str(u) for u in Update.objects.filter(kb=kb).select_related("product", "level")})
-        entry = needed[0] if needed else {"servers": [], "server_count": 0, "install_targets": 0}
-        return Response({**entry, "kb": kb, "titles": titles, "scan": scan.pk if scan else None})
-
 
 class FixViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Fix.objects.prefetch_related("updates__level__product")
     serializer_class = serializers.FixSerializer
     lookup_field = "kb"
     filterset_fields = {"kb": ["exact"]}
-
-    @extend_schema(responses=serializers.FixMissingSerializer)
-    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
-    def missing(self, request, kb=None):
-        """Servers that lack this fix (and those that cannot be told, are excepted, or run another product)."""
-        from inventory.selectors import fix_status
-
-        try:
-            kb = normalize_kb(kb)
-        except InvalidKBError as error:
-            return error_response("invalid input", 400, {"kb": [str(error)]})
-        status = fix_status(kb)
-        if status is None:
-            return error_response(f"fix {kb} is not in the catalog", 404)
-        return Response(
-            {
-                "kb": status.kb,
-                "title": status.title,
-                "carried_by": status.carriers,
-                "lacking": status.lacking,
-                "unknown": status.unknown,
-                "excepted": status.excepted,
-                "present_count": status.present,
-                "not_applicable_count": status.not_applicable,
-            }
-        )
 
 
 class RuleViewSet(viewsets.ReadOnlyModelViewSet):

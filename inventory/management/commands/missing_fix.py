@@ -24,11 +24,7 @@ class Command(BaseCommand):
         if status is None:
             raise CommandError(f"KB: {kb} is not a fix in the catalog (import its update's fix list with fixes_import)")
         if options["json"]:
-            payload = {
-                "kb": status.kb, "title": status.title, "carried_by": status.carriers, "lacking": status.lacking,
-                "unknown": status.unknown, "excepted": status.excepted, "present_count": status.present,
-                "not_applicable_count": status.not_applicable,
-            }  # fmt: skip
+            payload = status.as_dict()
             self.stdout.write(json.dumps(payload, indent=2))
             return
         self.stdout.write(f"{status.kb} {status.title}")
