@@ -1,10 +1,10 @@
 """Settings, all from the environment: SQLite and eager Celery unless DATABASE_URL / CELERY_BROKER_URL are set."""
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,13 +21,24 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = env_bool("DJANGO_DEBUG")
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not (DEBUG or env_bool("EXCHANGEPATCH_INSECURE_DEV_KEY", True)):
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set")
-    # Local development and tests only; production sets DJANGO_SECRET_KEY (see README).
-    SECRET_KEY = "insecure-development-key-set-DJANGO_SECRET_KEY-in-production"
 
+
+def secret_key() -> str:
+    """DJANGO_SECRET_KEY, or (for a local `make run`) a random key kept in a git-ignored file beside the project."""
+    key = os.environ.get("DJANGO_SECRET_KEY", "")
+    if key:
+        return key
+    path = Path(os.environ.get("EXCHANGEPATCH_SECRET_KEY_FILE", BASE_DIR / ".secret_key"))
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(50)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+SECRET_KEY = secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 

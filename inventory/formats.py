@@ -97,7 +97,9 @@ def render_blockers(introduce: str, blockers: list[Blocker], fmt: str) -> str:
         return f"nothing blocks introducing Exchange {introduce}"
     lines = [f"{len(blockers)} blocker(s) for introducing Exchange {introduce}:"]
     for blocker in blockers:
-        lines.append(f"- {blocker.fqdn} ({blocker.site or 'no site'}): {blocker.reason} [{blocker.rule}]")
+        lines.append(
+            f"- {blocker.fqdn} ({blocker.organisation}, {blocker.site or 'no site'}): {blocker.reason} [{blocker.rule}]"
+        )
         if blocker.plan:
             lines += ["    " + line for line in render_plan(blocker.plan, "text").splitlines()]
     return "\n".join(lines)

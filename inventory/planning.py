@@ -29,7 +29,7 @@ class UnknownServerError(LookupError):
 
 def estate_servers(*, site: str | None = None, fqdn: str | None = None) -> list[EstateServer]:
     """Servers with their site, cluster role and maintenance windows (five queries, whatever the count)."""
-    servers = Server.objects.select_related("site").order_by("fqdn")
+    servers = Server.objects.select_related("site", "organisation").order_by("fqdn")
     if site:
         servers = servers.filter(site__name=site)
     if fqdn:
@@ -69,6 +69,7 @@ def estate_servers(*, site: str | None = None, fqdn: str | None = None) -> list[
                 server.site.name if server.site else "",
                 bool(server.site and server.site.is_internet_facing),
                 tuple(windows),
+                server.organisation.name,
             )
         )
     return result
@@ -87,5 +88,7 @@ def plan_rollout(*, site: str | None = None, start: datetime | None = None) -> R
     )
 
 
-def check_coexistence(introduce: str, *, site: str | None = None):
-    return coexistence_check(introduce, estate_servers(), catalog_get(), rules_get(), today=today(), site=site)
+def check_coexistence(introduce: str, *, site: str | None = None, organisation: str | None = None):
+    return coexistence_check(
+        introduce, estate_servers(), catalog_get(), rules_get(), today=today(), site=site, organisation=organisation
+    )

@@ -161,12 +161,7 @@ class Catalog:
         self._levels = {product: sorted(items, key=lambda lvl: lvl.base_build) for product, items in levels.items()}
         self._level_by_name = {(lvl.product, lvl.name): lvl for items in self._levels.values() for lvl in items}
         self._series_builds = {key: [e.build for e in items] for key, items in self._series.items()}
-        self._newest: dict[str, CatalogEntry] = {}
-        for entry in self.entries:
-            if not entry.is_recalled and entry.kind is not Kind.PREVIEW:
-                current = self._newest.get(entry.product)
-                if current is None or entry.build > current.build:
-                    self._newest[entry.product] = entry
+        self._newest_cache: dict[tuple[str, date], CatalogEntry | None] = {}
         self._supported_cache: dict[tuple[str, date], list[Level]] = {}
 
     # -- lookups -----------------------------------------------------------------------------------
@@ -263,8 +258,18 @@ class Catalog:
         facts = self.support.get(product)
         return bool(facts and facts.end_of_extended_support and today > facts.end_of_extended_support)
 
-    def newest_entry(self, product: str) -> CatalogEntry | None:
-        return self._newest.get(product)
+    def newest_entry(self, product: str, today: date) -> CatalogEntry | None:
+        """The newest installable build of a product released by `today`."""
+        key = (product, today)
+        if key not in self._newest_cache:
+            candidates = [
+                e
+                for e in self.entries
+                if e.product == product and not e.is_recalled and e.kind is not Kind.PREVIEW
+                and (e.release_date is None or e.release_date <= today)
+            ]  # fmt: skip
+            self._newest_cache[key] = max(candidates, key=lambda e: e.build) if candidates else None
+        return self._newest_cache[key]
 
     # -- resolution --------------------------------------------------------------------------------
     def resolve(self, reported: ParsedBuild | Build, *, today: date) -> Resolution:
@@ -286,7 +291,7 @@ class Catalog:
 
         floor = self.floor_in_series(level, build)
         is_supported = self.is_level_supported(level, today)
-        newest = self.newest_entry(product.key)
+        newest = self.newest_entry(product.key, today)
 
         if parsed.form is BuildForm.ADMIN_DISPLAY:
             base = self.series(level.product, level.name)[0]

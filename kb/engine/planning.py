@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .builds import PRODUCTS, BuildForm, InvalidBuildError, product_for_build
 from .catalog import Catalog, CatalogEntry, Kind, Level, Resolution, normalize_kb
 from .compliance import ServerFacts, facts_parse
-from .rules import PrerequisiteRule, Rules, StepRule, version_key
+from .rules import GateRequirement, PrerequisiteRule, Rules, StepRule, version_key
 
 PREREQUISITE, PRE_STEP, INSTALL, POST_STEP, VERIFY = "prerequisite", "pre_step", "install", "post_step", "verify"
 VERIFY_COMMAND = "Get-Command Exsetup.exe | ForEach {$_.FileVersionInfo}"
@@ -694,48 +694,60 @@ class Blocker:
     reason: str
     plan: Plan | None
     rule: str
+    organisation: str = ""
 
 
 def coexistence_check(
     introduce: str, servers: Sequence[EstateServer], catalog: Catalog, rules: Rules, *, today: date,
-    site: str | None = None,
+    site: str | None = None, organisation: str | None = None,
 ) -> list[Blocker]:  # fmt: skip
-    """What stops a newer version from entering the organisation (or one site), with the plan that clears each."""
+    """What stops a newer version from entering an organisation (or one of its sites), with the plan that clears
+    each. Servers of other organisations never block; a site-scoped gate (2010 into 2007) looks at that site only,
+    an organisation-wide gate at the whole organisation even when a site is named."""
     gate = next((g for g in rules.gates if g.introduce == introduce), None)
     if gate is None:
         raise PlanError(
             f"--introduce: no coexistence rules for {introduce!r} (known: {', '.join(g.introduce for g in rules.gates)})"
         )
-    scoped = [s for s in servers if site is None or s.site == site]
+    if site and organisation is None:
+        organisation = next((s.organisation for s in servers if s.site == site), None)
+    scoped = [
+        s
+        for s in servers
+        if (organisation is None or s.organisation == organisation)
+        and (site is None or gate.scope != "site" or s.site == site)
+    ]
     blockers: list[Blocker] = []
     for item in scoped:
-        try:
-            parsed = facts_parse(item.server.facts)
-        except InvalidBuildError as error:
-            blockers.append(Blocker(item.server.fqdn, item.site, f"unknown build: {error}", None, gate.source.cite()))
-            continue
-        product = product_for_build(parsed.build)
-        if product is None:
-            continue
-        if product.key in gate.forbids:
-            blockers.append(
-                Blocker(
-                    item.server.fqdn,
-                    item.site,
-                    f"{product.name} may not remain in the organisation when {PRODUCTS[introduce].name} is introduced: "
-                    "move its workloads to newer servers and decommission it",
-                    None,
-                    gate.source.cite(),
-                )
-            )
-            continue
-        for requirement in gate.requires:
-            if requirement.product != product.key:
-                continue
-            blocker = _requirement_blocker(item, requirement, catalog, rules, today, gate)
-            if blocker:
-                blockers.append(blocker)
+        blockers.extend(
+            replace(b, organisation=item.organisation)
+            for b in _server_blockers(item, introduce, gate, catalog, rules, today)
+        )
     return blockers
+
+
+def _server_blockers(
+    item: EstateServer, introduce: str, gate, catalog: Catalog, rules: Rules, today: date
+) -> list[Blocker]:
+    try:
+        parsed = facts_parse(item.server.facts)
+    except InvalidBuildError as error:
+        return [Blocker(item.server.fqdn, item.site, f"unknown build: {error}", None, gate.source.cite())]
+    product = product_for_build(parsed.build)
+    if product is None:
+        return []
+    if product.key in gate.forbids:
+        reason = (
+            f"{product.name} may not remain in the organisation when {PRODUCTS[introduce].name} is introduced: "
+            "move its workloads to newer servers and decommission it"
+        )
+        return [Blocker(item.server.fqdn, item.site, reason, None, gate.source.cite())]
+    requirements = [r for r in gate.requires if r.product == product.key]
+    if gate.self_min_level and product.key == introduce:
+        # The newcomer itself must be recent enough (e.g. 2013 CU2+ beside 2007).
+        requirements.append(GateRequirement(introduce, gate.self_min_level, None))
+    found = (_requirement_blocker(item, requirement, catalog, rules, today, gate) for requirement in requirements)
+    return [blocker for blocker in found if blocker is not None]
 
 
 def _requirement_blocker(

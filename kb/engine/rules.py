@@ -14,8 +14,7 @@ class RuleSource:
     is_practice: bool = False
 
     def cite(self) -> str:
-        kind = "practice" if self.is_practice else "Microsoft"
-        return f"{self.key} ({kind}: {self.title})"
+        return f"{self.key} ({self.title}{', practice' if self.is_practice else ''})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """Import a build-number document (Microsoft's page as HTML or Markdown, or the Get-ExchangeBuildNumber CSV)."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from kb.importers.build_page import BuildTableError
@@ -15,7 +16,12 @@ class Command(BaseCommand):
         parser.add_argument("--format", default="auto", choices=("auto", "html", "markdown", "csv"))
         parser.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
         parser.add_argument("--document-date", help="the document's own date (YYYY-MM-DD) for provenance")
-        parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a URL")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=settings.EXCHANGEPATCH_FETCH_TIMEOUT,
+            help="seconds to wait for a URL (EXCHANGEPATCH_FETCH_TIMEOUT)",
+        )
 
     def handle(self, *args, location, **options):
         try:

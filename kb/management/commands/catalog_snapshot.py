@@ -26,6 +26,14 @@ CATALOG_SOURCES = (
         date(2022, 4, 27),
     ),
 )
+# Bundled with the project (kb/data/sources/README.md), merged after the two main sources.
+BUNDLED_SOURCES = (
+    (
+        Path(__file__).resolve().parents[2] / "data" / "sources" / "known-discrepancies.csv",
+        "kb/data/sources/known-discrepancies.csv (shared/domain.md §1: builds one Microsoft source gives differently)",
+        date(2026, 11, 25),
+    ),
+)
 FIX_LIST_SOURCES = (
     (
         "announcements/2011-06-22-exchange-2010-sp1-rollup-4-released.md",
@@ -62,6 +70,10 @@ class Command(BaseCommand):
             tables = []
             for relative, location, document_date in CATALOG_SOURCES:
                 document = replace(read_document(str(data / relative)), location=location)
+                fmt, table = parse_catalog_document(document)
+                tables.append((document, fmt, table, document_date))
+            for path, location, document_date in BUNDLED_SOURCES:
+                document = replace(read_document(str(path)), location=location)
                 fmt, table = parse_catalog_document(document)
                 tables.append((document, fmt, table, document_date))
             fix_lists = []

@@ -2,6 +2,7 @@
 
 import json
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from kb.engine.catalog import InvalidKBError
@@ -17,7 +18,12 @@ class Command(BaseCommand):
         parser.add_argument("--update", metavar="KB", help="the update the fixes belong to (default: from the heading)")
         parser.add_argument("--dry-run", action="store_true", help="parse and report; write nothing")
         parser.add_argument("--json", action="store_true", help='print {"update": KB, "fixes": [{"kb", "title"}]}')
-        parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a URL")
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=settings.EXCHANGEPATCH_FETCH_TIMEOUT,
+            help="seconds to wait for a URL (EXCHANGEPATCH_FETCH_TIMEOUT)",
+        )
 
     def handle(self, *args, location, **options):
         try:

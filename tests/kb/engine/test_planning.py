@@ -308,3 +308,34 @@ def test_a_blocker_comes_with_the_plan_that_clears_it(catalog, rules):
 def test_unknown_product_to_introduce_is_an_error(catalog, rules):
     with pytest.raises(PlanError, match="no coexistence rules for '2003'"):
         coexistence_check("2003", [], catalog, rules, today=NOW)
+
+
+def test_servers_of_another_organisation_never_block(catalog, rules):
+    servers = [
+        EstateServer(server("8.3.192.1", fqdn="old.fabrikam.example"), "HQ", False, (), "fabrikam.example"),
+        EstateServer(server("15.2.1544.9", fqdn="new.contoso.example"), "HQ", False, (), "contoso.example"),
+    ]
+
+    assert coexistence_check("SE", servers, catalog, rules, today=NOW, organisation="contoso.example") == []
+    blocked = coexistence_check("SE", servers, catalog, rules, today=NOW)
+    assert [(b.fqdn, b.organisation) for b in blocked] == [("old.fabrikam.example", "fabrikam.example")]
+
+
+def test_an_organisation_wide_gate_looks_beyond_the_named_site(catalog, rules):
+    servers = [estate("hq.x.example", "HQ", ("HubTransport",), build="8.3.517.0"),
+               estate("branch.x.example", "Branch", ("HubTransport",), build="8.3.192.1")]  # fmt: skip
+
+    site_gate = coexistence_check("2010", servers, catalog, rules, today=NOW, site="HQ")
+    organisation_gate = coexistence_check("2013", servers, catalog, rules, today=NOW, site="HQ")
+
+    assert site_gate == []  # 2010 only needs the 2007 servers of that site at SP2
+    assert [b.fqdn for b in organisation_gate] == ["branch.x.example"]
+
+
+def test_the_newcomer_itself_must_meet_its_minimum_level(catalog, rules):
+    servers = [EstateServer(server("15.0.620.29", fqdn="ex13.x.example", dotnet="4.5"), "HQ", False)]  # 2013 CU1
+
+    blockers = coexistence_check("2013", servers, catalog, rules, today=NOW)
+
+    assert [b.reason.split("; ")[-1] for b in blockers] == ["Exchange Server 2013 needs CU2 or later"]
+    assert next(s.kb for s in blockers[0].plan.steps if s.kind == "install") == "KB2859928"  # CU2
