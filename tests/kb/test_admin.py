@@ -50,3 +50,33 @@ def test_fix_list_is_inline_on_the_update(admin_client):
     fixes = response.context["inline_admin_formsets"][0].formset
     assert sorted(form.instance.fix.kb for form in fixes.forms if form.instance.pk)[:2] == ["KB2510607", "KB2514700"]
     assert fixes.queryset.count() == 42  # the fixes of Exchange 2010 SP2 Update Rollup 3
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/inventory/server/", "/admin/inventory/site/", "/admin/inventory/cluster/", "/admin/inventory/waiver/",
+     "/admin/inventory/maintenancewindow/", "/admin/inventory/scanrun/", "/admin/inventory/serverresult/",
+     "/admin/inventory/change/", "/admin/kb/rule/", "/admin/kb/catalogconflict/"],
+)  # fmt: skip
+def test_portal_pages_render_for_the_demo_estate(admin_client, path):
+    from django.core.management import call_command
+
+    call_command("demo_load", verbosity=0)
+    call_command("scan", "--as-of", "2024-06-01", verbosity=0)
+
+    response = admin_client.get(path)
+
+    assert response.status_code == 200
+    assert response.context["cl"].result_count > 0
+
+
+@pytest.mark.django_db
+def test_server_list_shows_the_latest_state(admin_client):
+    from django.core.management import call_command
+
+    call_command("demo_load", verbosity=0)
+    call_command("scan", "--as-of", "2024-06-01", verbosity=0)
+    response = admin_client.get("/admin/inventory/server/", {"q": "mbx-ex19-02"})
+
+    assert [row.latest_state for row in response.context["cl"].result_list] == ["excepted"]
