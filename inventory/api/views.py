@@ -59,21 +59,22 @@ def server_queryset():
 
 
 def validate_items(items: list) -> tuple[list, dict]:
-    """Records with their item index, and errors keyed by index then field; duplicates name both items."""
-    records, errors, seen = [], {}, {}
+    """Records with their item index, and errors keyed by index then field; a repeated FQDN names both items."""
+    records, errors, first_seen = [], {}, {}
     for index, item in enumerate(items):
         record, problems = server_record_from_mapping(item)
-        if record is not None and record.fqdn in seen:
-            other = seen[record.fqdn]
-            problems = {"fqdn": f"{record.fqdn} is also item {other}"}
-            errors.setdefault(str(other), {})["fqdn"] = f"{record.fqdn} is also item {index}"
+        fqdn = str(item.get("fqdn", "")).strip().lower().rstrip(".") if isinstance(item, dict) else ""
+        if fqdn and fqdn in first_seen:
+            other = first_seen[fqdn]
+            problems = {**problems, "fqdn": f"{fqdn} is also item {other}"}
+            errors.setdefault(str(other), {})["fqdn"] = f"{fqdn} is also item {index}"
+        elif fqdn:
+            first_seen[fqdn] = index
         if problems:
             errors[str(index)] = {key: str(value) for key, value in problems.items()}
-            continue
-        seen[record.fqdn] = index
-        records.append((index, record))
-    records = [(index, record) for index, record in records if str(index) not in errors]
-    return records, errors
+        else:
+            records.append((index, record))
+    return [(index, record) for index, record in records if str(index) not in errors], errors
 
 
 class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
