@@ -344,3 +344,22 @@ def test_demo_load_twice_creates_no_duplicates(loaded_catalog):
         "MaintenanceWindow": 3, "Waiver": 1, "server tags": 31, "window sites": 5,
     }  # fmt: skip
     assert dict(Server.objects.values_list("fqdn", "last_updated")) == stamps
+
+
+@pytest.mark.django_db
+def test_servers_lacking_kb960775_from_the_bundled_catalog(loaded_catalog):
+    # domain.md §3: 2007 SP1 Update Rollup 8 (KB968012) carries KB960775. Invented servers, real builds.
+    from inventory.records import server_record_from_mapping
+    from inventory.services import server_upsert_many
+
+    items = [
+        {"fqdn": "sp1-ru7.fabrikam.example", "build": "8.1.359.2"},
+        {"fqdn": "sp1-ru8.fabrikam.example", "build": "8.1.375.2"},
+        {"fqdn": "sp2.fabrikam.example", "build": "8.2.176.2"},
+    ]
+    server_upsert_many([server_record_from_mapping(item)[0] for item in items], source="test")
+
+    payload = json.loads(run("missing_fix", "kb960775", "--json"))
+
+    assert payload["carried_by"] == ["Exchange Server 2007 SP1 Update Rollup 8"]
+    assert (payload["lacking"], payload["present_count"]) == (["sp1-ru7.fabrikam.example"], 2)

@@ -257,3 +257,35 @@ def test_fixes_import_errors_name_the_problem_and_write_nothing(
 
     assert message in str(error.value)
     assert (Fix.objects.count(), UpdateFix.objects.count()) == before
+
+
+@needs_shared
+def test_the_live_html_rendering_imports_exactly_like_the_markdown():
+    # The live page is the HTML rendering of the docs Markdown; render it with the same library and compare.
+    from kb.importers.build_page import markdown_to_html, parse_build_page
+
+    text = MARKDOWN.read_text()
+    from_markdown = parse_build_page(text, source="page", fmt="markdown")
+    html = "<html><body><main>" + markdown_to_html(text) + "</main></body></html>"
+    from_html = parse_build_page(html, source="page", fmt="html")
+
+    assert [row.entry for row in from_html.rows] == [row.entry for row in from_markdown.rows]
+    assert len(from_html.rows) == 236
+
+
+@needs_shared
+@pytest.mark.django_db
+def test_fixes_import_reads_an_http_url(loaded_catalog, tmp_path):
+    shutil.copy(SP2_RU3, tmp_path / SP2_RU3.name)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        payload = json.loads(
+            run("fixes_import", f"http://127.0.0.1:{server.server_port}/{SP2_RU3.name}", "--json", "--dry-run")
+        )
+    finally:
+        server.shutdown()
+
+    assert (payload["update"], len(payload["fixes"])) == ("KB2685289", 42)

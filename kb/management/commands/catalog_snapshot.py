@@ -34,6 +34,14 @@ BUNDLED_SOURCES = (
         date(2026, 11, 25),
     ),
 )
+# Bundled fix lists (kb/data/sources/README.md), read after those of shared/data.
+BUNDLED_FIX_LISTS = (
+    (
+        Path(__file__).resolve().parents[2] / "data" / "sources" / "kb960775-domain-notes.txt",
+        "kb/data/sources/kb960775-domain-notes.txt (shared/domain.md §3: 2007 SP1 RU8 carries KB960775)",
+        date(2026, 11, 25),
+    ),
+)
 FIX_LIST_SOURCES = (
     (
         "announcements/2011-06-22-exchange-2010-sp1-rollup-4-released.md",
@@ -77,8 +85,9 @@ class Command(BaseCommand):
                 fmt, table = parse_catalog_document(document)
                 tables.append((document, fmt, table, document_date))
             fix_lists = []
-            for relative, location, document_date in FIX_LIST_SOURCES:
-                document = replace(read_document(str(data / relative)), location=location)
+            fix_sources = [(data / relative, location, when) for relative, location, when in FIX_LIST_SOURCES]
+            for path, location, document_date in [*fix_sources, *BUNDLED_FIX_LISTS]:
+                document = replace(read_document(str(path)), location=location)
                 fix_lists.append((document, parse_fix_list(document.text, name=document.name), document_date))
             snapshot = snapshot_build(tables, fix_lists)
         except (DocumentError, BuildTableError, CatalogImportError, FixListError) as error:
