@@ -55,27 +55,39 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
     """
     now = timezone.now()
     with transaction.atomic():
+        # Plain rows and id maps instead of select_related: 10,000 servers must not cost 40,000 model objects.
         existing = {
-            server.fqdn: server
-            for server in Server.objects.filter(fqdn__in=[r.fqdn for r in records])
-            .select_related("organisation", "site", "cluster_membership__cluster")
-            .prefetch_related("tags")
+            server.fqdn: server for server in Server.objects.filter(fqdn__in=[r.fqdn for r in records]).defer("created")
         }
-        organisations = _organisations_ensure(records, existing)
-        sites = _sites_ensure(records, existing, organisations)
+        ids = [server.pk for server in existing.values()]
+        org_names = dict(Organisation.objects.filter(servers__pk__in=ids).distinct().values_list("pk", "name"))
+        memberships = {
+            server_id: (name, kind, is_active)
+            for server_id, name, kind, is_active in ClusterMember.objects.filter(server_id__in=ids).values_list(
+                "server_id", "cluster__name", "cluster__kind", "is_active"
+            )
+        }
+        # Tags as plain (server id, name) pairs: a prefetch would build a model per link.
+        current_tags: dict[int, list[str]] = {}
+        links = Server.tags.through.objects.filter(server_id__in=ids)
+        for server_id, name in links.values_list("server_id", "tag__name").order_by("server_id", "tag__name"):
+            current_tags.setdefault(server_id, []).append(name)
+        organisations = _organisations_ensure(records, existing, org_names)
+        org_names |= {org.pk: name for name, org in organisations.items()}
+        sites = _sites_ensure(records, existing, organisations, org_names)
         results, to_create, to_update, tag_changes, cluster_changes = [], [], [], [], []
         for index, record in enumerate(records):
             server = existing.get(record.fqdn)
             is_new = server is None
             if is_new:
                 server = Server(fqdn=record.fqdn, name=record.fqdn.split(".")[0], build_source="manual")
-                server.organisation = organisations[_organisation_name(record, None)]
-            changed = _apply(server, record, organisations, sites)
-            tags_now = sorted(tag.name for tag in server.tags.all()) if not is_new else []
+                server.organisation_id = organisations[_organisation_name(record, None, org_names)].pk
+            changed = _apply(server, record, organisations, sites, org_names)
+            tags_now = current_tags.get(server.pk, []) if not is_new else []
             if "tags" in record.provided and record.get("tags") != tags_now:
                 changed.append("tags")
                 tag_changes.append((server, record.get("tags")))
-            if "cluster" in record.provided and _cluster_differs(server, record, is_new):
+            if "cluster" in record.provided and _cluster_differs(memberships.get(server.pk), record):
                 changed.append("cluster")
                 cluster_changes.append((server, record))
             if is_new:
@@ -97,7 +109,7 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
             batch_size=BATCH,
         )  # fmt: skip
         _tags_write(tag_changes)
-        _clusters_write(cluster_changes, organisations)
+        _clusters_write(cluster_changes)
         for result in results:
             result.server_id = existing[result.fqdn].pk
         changes_record(
@@ -110,16 +122,18 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
     return results
 
 
-def _organisation_name(record: ServerRecord, server: Server | None) -> str:
+def _organisation_name(record: ServerRecord, server: Server | None, org_names: dict[int, str]) -> str:
     if record.get("organisation"):
         return str(record.get("organisation"))
     if server is not None and server.organisation_id:
-        return server.organisation.name
+        return org_names[server.organisation_id]
     return record.fqdn.split(".", 1)[1] if "." in record.fqdn else record.fqdn
 
 
-def _organisations_ensure(records: list[ServerRecord], existing: dict[str, Server]) -> dict[str, Organisation]:
-    names = {_organisation_name(r, existing.get(r.fqdn)) for r in records}
+def _organisations_ensure(
+    records: list[ServerRecord], existing: dict[str, Server], org_names: dict[int, str]
+) -> dict[str, Organisation]:
+    names = {_organisation_name(r, existing.get(r.fqdn), org_names) for r in records}
     found = {org.name: org for org in Organisation.objects.filter(name__in=names)}
     missing = [Organisation(name=name) for name in sorted(names - found.keys())]
     Organisation.objects.bulk_create(missing)
@@ -127,12 +141,13 @@ def _organisations_ensure(records: list[ServerRecord], existing: dict[str, Serve
 
 
 def _sites_ensure(
-    records: list[ServerRecord], existing: dict[str, Server], organisations: dict[str, Organisation]
-) -> dict[tuple[str, str], Site]:
+    records: list[ServerRecord], existing: dict[str, Server], organisations: dict[str, Organisation],
+    org_names: dict[int, str],
+) -> dict[tuple[str, str], Site]:  # fmt: skip
     wanted: dict[tuple[str, str], bool | None] = {}
     for record in records:
         if record.get("site"):
-            key = (_organisation_name(record, existing.get(record.fqdn)), str(record.get("site")))
+            key = (_organisation_name(record, existing.get(record.fqdn), org_names), str(record.get("site")))
             flag = record.get("site_is_internet_facing") if "site_is_internet_facing" in record.provided else None
             wanted[key] = flag if flag is not None else wanted.get(key)
     if not wanted:
@@ -165,7 +180,7 @@ def _sites_ensure(
     return found
 
 
-def _apply(server: Server, record: ServerRecord, organisations, sites) -> list[str]:
+def _apply(server: Server, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> list[str]:
     changed = []
     for name in SIMPLE_FIELDS:
         if name in record.provided and getattr(server, name) != record.get(name):
@@ -180,26 +195,22 @@ def _apply(server: Server, record: ServerRecord, organisations, sites) -> list[s
     if record.get("organisation"):
         organisation = organisations[str(record.get("organisation"))]
         if server.organisation_id != organisation.pk:
-            server.organisation = organisation
+            server.organisation_id = organisation.pk
             changed.append("organisation")
     if "site" in record.provided:
-        site = sites.get((server.organisation.name, str(record.get("site")))) if record.get("site") else None
+        site = sites.get((org_names[server.organisation_id], str(record.get("site")))) if record.get("site") else None
         if server.site_id != (site.pk if site else None):
-            server.site = site
+            server.site_id = site.pk if site else None
             changed.append("site")
     return ["build" if name in ("reported_build", "build_source") else name for name in changed]
 
 
-def _cluster_differs(server: Server, record: ServerRecord, is_new: bool) -> bool:
-    membership = None if is_new else getattr(server, "cluster_membership", None)
+def _cluster_differs(membership: tuple | None, record: ServerRecord) -> bool:
+    """membership: (cluster name, kind, is_active) as stored, or None."""
     wanted = record.get("cluster") or ""
     if not wanted:
         return membership is not None
-    if membership is None:
-        return True
-    return (membership.cluster.name, membership.cluster.kind, membership.is_active) != (
-        wanted, record.get("cluster_kind"), record.get("cluster_role") == "active",
-    )  # fmt: skip
+    return membership != (wanted, record.get("cluster_kind"), record.get("cluster_role") == "active")
 
 
 def _tags_write(changes: list[tuple[Server, list[str]]]) -> None:
@@ -207,26 +218,58 @@ def _tags_write(changes: list[tuple[Server, list[str]]]) -> None:
         return
     names = {name for _, tags in changes for name in tags}
     Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
-    tags = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+    tags = dict(Tag.objects.filter(name__in=names).values_list("name", "pk"))
     through = Server.tags.through
     through.objects.filter(server_id__in=[server.pk for server, _ in changes]).delete()
-    through.objects.bulk_create(
-        [through(server_id=server.pk, tag_id=tags[name].pk) for server, names_ in changes for name in names_]
+    rows_insert(
+        through, ("server_id", "tag_id"), [(server.pk, tags[name]) for server, wanted in changes for name in wanted]
     )
 
 
-def _clusters_write(changes: list[tuple[Server, ServerRecord]], organisations) -> None:
-    for server, record in changes:
-        ClusterMember.objects.filter(server=server).delete()
-        if not record.get("cluster"):
-            continue
-        cluster, _ = Cluster.objects.get_or_create(
-            organisation=server.organisation, name=record.get("cluster"), defaults={"kind": record.get("cluster_kind")}
+def _clusters_write(changes: list[tuple[Server, ServerRecord]]) -> None:
+    """Memberships of the changed servers, in a fixed number of queries whatever their count."""
+    if not changes:
+        return
+    ClusterMember.objects.filter(server_id__in=[server.pk for server, _ in changes]).delete()
+    wanted = {
+        (server.organisation_id, record.get("cluster")): record.get("cluster_kind")
+        for server, record in changes
+        if record.get("cluster")
+    }
+    if not wanted:
+        return
+    found = {
+        (cluster.organisation_id, cluster.name): cluster
+        for cluster in Cluster.objects.filter(
+            organisation_id__in={org for org, _ in wanted}, name__in={name for _, name in wanted}
         )
-        if cluster.kind != record.get("cluster_kind"):
-            cluster.kind = record.get("cluster_kind")
-            cluster.save(update_fields=["kind", "last_updated"])
-        ClusterMember.objects.create(cluster=cluster, server=server, is_active=record.get("cluster_role") == "active")
+    }
+    Cluster.objects.bulk_create(
+        [
+            Cluster(organisation_id=org, name=name, kind=kind)
+            for (org, name), kind in wanted.items()
+            if (org, name) not in found
+        ]
+    )
+    stale = [c for key, c in found.items() if c.kind != wanted.get(key, c.kind)]
+    for cluster in stale:
+        cluster.kind = wanted[(cluster.organisation_id, cluster.name)]
+    Cluster.objects.bulk_update(stale, ["kind"])
+    ids = dict(
+        ((org, name), pk)
+        for org, name, pk in Cluster.objects.filter(
+            organisation_id__in={org for org, _ in wanted}, name__in={name for _, name in wanted}
+        ).values_list("organisation_id", "name", "pk")
+    )
+    rows_insert(
+        ClusterMember,
+        ("cluster_id", "server_id", "is_active"),
+        [
+            (ids[(server.organisation_id, record.get("cluster"))], server.pk, record.get("cluster_role") == "active")
+            for server, record in changes
+            if record.get("cluster")
+        ],
+    )
 
 
 # -- scans -----------------------------------------------------------------------------------------
