@@ -6,7 +6,7 @@ import hashlib
 
 from django.conf import settings
 from django.http import JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -21,6 +21,12 @@ class StablePagination(CursorPagination):
     page_size = 100
     page_size_query_param = "limit"
     max_page_size = 1000
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError({"cursor": ["not a cursor from a previous page's next link"]}) from None
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -47,25 +53,41 @@ def error_response(detail: str, status_code: int, errors: dict | None = None) ->
     return Response(body, status=status_code)
 
 
-class ApiBodyLimitMiddleware:
-    """Answer an oversized API body with 413 and the limit, before Django reads it (instead of a bare 400)."""
+class ApiRequestGuardMiddleware:
+    """Refuse, with a JSON 4xx, what would otherwise reach the database as an error: an oversized body (413 with the
+    limit, before Django reads it) and a NUL character anywhere (PostgreSQL text cannot hold one)."""
+
+    NUL_MESSAGE = "the request contains a NUL character (\\u0000), which no field accepts"
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith("/api/"):
-            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                return JsonResponse({"detail": "Content-Length is not a number"}, status=status.HTTP_400_BAD_REQUEST)
-            if limit and length > limit:
-                return JsonResponse(
-                    {"detail": f"request body of {length} bytes is larger than the limit of {limit} bytes"},
-                    status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                )
+        if not request.path.startswith("/api/"):
+            return self.get_response(request)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return JsonResponse({"detail": "Content-Length is not a number"}, status=status.HTTP_400_BAD_REQUEST)
+        if limit and length > limit:
+            return JsonResponse(
+                {"detail": f"request body of {length} bytes is larger than the limit of {limit} bytes"},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path or "%00" in query or "\x00" in query:
+            return JsonResponse({"detail": self.NUL_MESSAGE}, status=status.HTTP_400_BAD_REQUEST)
+        if length and (b"\\u0000" in request.body or b"\x00" in request.body):
+            return JsonResponse({"detail": self.NUL_MESSAGE}, status=status.HTTP_400_BAD_REQUEST)
         return self.get_response(request)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the API."""
+
+    detail = serializers.CharField()
+    errors = serializers.DictField(required=False, help_text="Field (or item index) → reasons")
 
 
 # -- optimistic concurrency ------------------------------------------------------------------------

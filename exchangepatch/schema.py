@@ -1,6 +1,7 @@
-"""drf-spectacular extensions: how the token scheme appears in the OpenAPI document."""
+"""drf-spectacular extensions: the token scheme, and the error responses every operation can give."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -9,3 +10,36 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "Authorization", "description": "Token <key>"}
+
+
+ERROR_DESCRIPTIONS = {
+    "400": "invalid input: the fields and the reasons",
+    "401": "no or an invalid token",
+    "403": "not allowed (e.g. a read-only token writing)",
+    "404": "no such object: the key is named",
+    "409": "conflict with what is stored",
+    "412": "If-Match does not match the current version",
+    "413": "request body larger than the limit",
+}
+
+
+class AutoSchema(BaseAutoSchema):
+    """Documents the API's one error shape for the status codes each kind of operation can answer with."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        method = self.method.upper()
+        codes = ["400", "401", "403"]
+        if "{" in self.path:
+            codes.append("404")
+        if method in ("PUT", "PATCH", "DELETE"):
+            codes.append("412")
+        if method in ("POST", "PUT", "PATCH"):
+            codes += ["409", "413"]
+        from exchangepatch.api import ErrorSerializer
+
+        for code in codes:
+            if code not in responses:
+                responses[code] = self._get_response_for_code(ErrorSerializer, code, direction=direction)
+                responses[code]["description"] = ERROR_DESCRIPTIONS[code]
+        return responses

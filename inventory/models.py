@@ -48,7 +48,7 @@ class Tag(models.Model):
 class Server(TimeStamped):
     """An Exchange server; the FQDN (stored lower-case) is its natural key."""
 
-    fqdn = models.CharField(max_length=255, help_text="Stored lower-case; unique regardless of case")
+    fqdn = models.CharField(max_length=255, db_index=True, help_text="Stored lower-case; unique regardless of case")
     name = models.CharField(max_length=64)
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="servers")
     site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="servers")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from kb.engine.builds import InvalidBuildError, parse_reported_build
 
@@ -204,9 +204,13 @@ def _datetime(value: object, errors: dict) -> datetime | None:
         except ValueError:
             pass
         else:
-            if parsed.tzinfo is not None:
-                return parsed
-            errors["last_reported"] = "needs a time zone, e.g. 2026-11-25T08:00:00Z"
-            return None
+            if parsed.tzinfo is None:
+                errors["last_reported"] = "needs a time zone, e.g. 2026-11-25T08:00:00Z"
+                return None
+            try:
+                return parsed.astimezone(UTC)
+            except (OverflowError, ValueError):
+                errors["last_reported"] = f"{value!r} is out of range"
+                return None
     errors["last_reported"] = f"{value!r} is not an ISO 8601 date and time"
     return None

@@ -1,9 +1,12 @@
 """Server filters, including product and level, which are ranges of the four build columns."""
 
+from datetime import UTC
+
 import django_filters
 from django.db.models import Q
+from rest_framework.exceptions import ValidationError
 
-from inventory.models import Server
+from inventory.models import Server, Waiver
 from kb.engine.builds import PRODUCTS
 from kb.models import Level
 
@@ -29,6 +32,18 @@ def _below(build) -> Q:
     )
 
 
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """ISO 8601 with any offset, compared in UTC; a value that cannot be expressed in UTC is a 400, not a 500."""
+
+    def filter(self, queryset, value):
+        if value is not None:
+            try:
+                value = value.astimezone(UTC)
+            except (OverflowError, ValueError):
+                raise ValidationError({self.field_name: [f"{value.isoformat()} is out of range"]}) from None
+        return super().filter(queryset, value)
+
+
 class ServerFilter(django_filters.FilterSet):
     fqdn = django_filters.CharFilter(field_name="fqdn", lookup_expr="iexact")
     site = django_filters.CharFilter(field_name="site__name")
@@ -40,7 +55,7 @@ class ServerFilter(django_filters.FilterSet):
     state = django_filters.CharFilter(field_name="state")
     product = django_filters.ChoiceFilter(method="filter_product", choices=[(k, k) for k in PRODUCTS])
     level = django_filters.CharFilter(method="filter_level", help_text="RTM, SP3, CU14 …; combine with product")
-    last_updated__gte = django_filters.IsoDateTimeFilter(field_name="last_updated", lookup_expr="gte")
+    last_updated__gte = UtcDateTimeFilter(field_name="last_updated", lookup_expr="gte")
 
     class Meta:
         model = Server
@@ -79,3 +94,12 @@ def _level_after(level) -> Q:
     return Q(build_number__gt=level.build_number) | Q(
         build_number=level.build_number, build_revision__gt=level.build_revision
     )
+
+
+class WaiverFilter(django_filters.FilterSet):
+    expires_at__gte = UtcDateTimeFilter(field_name="expires_at", lookup_expr="gte")
+    expires_at__lte = UtcDateTimeFilter(field_name="expires_at", lookup_expr="lte")
+
+    class Meta:
+        model = Waiver
+        fields = ("target_kind", "target_kb", "expires_at__gte", "expires_at__lte")

@@ -14,11 +14,11 @@ class ClusterRefSerializer(serializers.Serializer):
 
 
 class ServerSerializer(serializers.ModelSerializer):
-    organisation = serializers.CharField(source="organisation.name")
-    site = serializers.CharField(source="site.name", allow_null=True, default=None)
+    organisation = serializers.CharField(source="organisation.name", read_only=True)
+    site = serializers.CharField(source="site.name", allow_null=True, default=None, read_only=True)
     site_is_internet_facing = serializers.SerializerMethodField()
-    roles = serializers.ListField(source="role_list", child=serializers.CharField())
-    build = serializers.CharField(source="reported_build")
+    roles = serializers.ListField(source="role_list", child=serializers.CharField(), read_only=True)
+    build = serializers.CharField(source="reported_build", read_only=True)
     build_short = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
     cluster = serializers.SerializerMethodField()
@@ -103,11 +103,16 @@ class SyncResponseSerializer(serializers.Serializer):
 
 class SiteSerializer(serializers.ModelSerializer):
     organisation = serializers.SlugRelatedField(slug_field="name", queryset=Organisation.objects.all())
-    server_count = serializers.IntegerField(read_only=True)
+    server_count = serializers.SerializerMethodField()
 
     class Meta:
         model = Site
         fields = ("id", "organisation", "name", "is_internet_facing", "server_count", "created", "last_updated")
+
+    def get_server_count(self, site) -> int:
+        # Lists annotate it in SQL; a site just created or changed is counted once.
+        counted = getattr(site, "server_count", None)
+        return counted if counted is not None else site.servers.count()
 
 
 class ClusterMemberSerializer(serializers.ModelSerializer):

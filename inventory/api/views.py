@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from exchangepatch.api import ETagMixin, error_response, etag_for
 from inventory.api import serializers
-from inventory.api.filters import ServerFilter
+from inventory.api.filters import ServerFilter, WaiverFilter
 from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
 from inventory.records import server_record_from_mapping
@@ -130,6 +130,7 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
         response["ETag"] = etag_for(fresh)
         return response
 
+    @extend_schema(request=serializers.ServerWriteSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, **kwargs)
 
@@ -253,7 +254,7 @@ class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
 
 class WaiverViewSet(ETagMixin, viewsets.ModelViewSet):
     serializer_class = serializers.WaiverSerializer
-    filterset_fields = {"target_kind": ["exact"], "target_kb": ["exact"], "expires_at": ["gte", "lte"]}
+    filterset_class = WaiverFilter
 
     def get_queryset(self):
         return Waiver.objects.select_related("server", "site")
