@@ -29,11 +29,22 @@ def celery_on_redis(transactional_db):
 
     saved = {key: app.conf[key] for key in ("broker_url", "result_backend", "task_always_eager")}
     app.conf.update(broker_url=REDIS_URL, result_backend=REDIS_URL, task_always_eager=False)
+    _forget_backend(app)  # earlier eager tasks in this process cached "no result backend"
     try:
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
             yield app
     finally:
         app.conf.update(saved)
+        _forget_backend(app)
+
+
+def _forget_backend(app) -> None:
+    """Drop what Celery cached for the previous configuration: the result backend and the broker pools."""
+    app._local.__dict__.pop("backend", None)
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    app.amqp._producer_pool = None
 
 
 def test_a_scan_runs_on_a_real_worker_over_redis(celery_on_redis):
