@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from inventory.bulk import rows_insert
@@ -51,67 +52,76 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
     """Upsert servers by FQDN (case-insensitive) in one transaction; a dry run rolls everything back.
 
     Fields a record does not state are left as stored; only rows whose values change are written, so sending the
-    same payload twice changes no `last_updated`.
+    same payload twice changes no `last_updated`. Stored servers are compared as plain rows: a model instance is
+    built only for a server that changes.
     """
     now = timezone.now()
     with transaction.atomic():
-        # Plain rows and id maps instead of select_related: 10,000 servers must not cost 40,000 model objects.
-        existing = {
-            server.fqdn: server for server in Server.objects.filter(fqdn__in=[r.fqdn for r in records]).defer("created")
-        }
-        ids = [server.pk for server in existing.values()]
-        org_names = dict(Organisation.objects.filter(servers__pk__in=ids).distinct().values_list("pk", "name"))
+        matching = Server.objects.filter(fqdn__in=[r.fqdn for r in records])
+        stored = {row["fqdn"]: row for row in matching.values(*STORED_FIELDS)}
+        ids = matching.values("pk")  # a subquery: the FQDNs are sent once
+        org_names = dict(Organisation.objects.filter(servers__in=ids).distinct().values_list("pk", "name"))
         memberships = {
             server_id: (name, kind, is_active)
             for server_id, name, kind, is_active in ClusterMember.objects.filter(server_id__in=ids).values_list(
                 "server_id", "cluster__name", "cluster__kind", "is_active"
             )
         }
-        # Tags as plain (server id, name) pairs: a prefetch would build a model per link.
         current_tags: dict[int, list[str]] = {}
         links = Server.tags.through.objects.filter(server_id__in=ids)
         for server_id, name in links.values_list("server_id", "tag__name").order_by("server_id", "tag__name"):
             current_tags.setdefault(server_id, []).append(name)
-        organisations = _organisations_ensure(records, existing, org_names)
+        organisations = _organisations_ensure(records, stored, org_names)
         org_names |= {org.pk: name for name, org in organisations.items()}
-        sites = _sites_ensure(records, existing, organisations, org_names)
+        sites = _sites_ensure(records, stored, organisations, org_names)
         results, to_create, to_update, tag_changes, cluster_changes = [], [], [], [], []
+        servers: dict[str, Server] = {}
         for index, record in enumerate(records):
-            server = existing.get(record.fqdn)
-            is_new = server is None
-            if is_new:
-                server = Server(fqdn=record.fqdn, name=record.fqdn.split(".")[0], build_source="manual")
-                server.organisation_id = organisations[_organisation_name(record, None, org_names)].pk
-            changed = _apply(server, record, organisations, sites, org_names)
-            tags_now = current_tags.get(server.pk, []) if not is_new else []
-            if "tags" in record.provided and record.get("tags") != tags_now:
+            row = stored.get(record.fqdn)
+            if row is None:
+                organisation = organisations[_organisation_name(record, None, org_names)]
+                server = Server(fqdn=record.fqdn, name=record.fqdn.split(".")[0], build_source="manual",
+                                organisation_id=organisation.pk)  # fmt: skip
+                row = {name: getattr(server, name) for name in STORED_FIELDS}
+            else:
+                server = None
+            changes = _changes(row, record, organisations, sites, org_names)
+            changed = sorted({PUBLIC_NAMES.get(name, name) for name in changes})
+            if "tags" in record.provided and record.get("tags") != current_tags.get(row["id"], []):
                 changed.append("tags")
-                tag_changes.append((server, record.get("tags")))
-            if "cluster" in record.provided and _cluster_differs(memberships.get(server.pk), record):
+            if "cluster" in record.provided and _cluster_differs(memberships.get(row["id"]), record):
                 changed.append("cluster")
-                cluster_changes.append((server, record))
-            if is_new:
+            if server is None and changed:
+                server = Server(**row)
+            if server is not None:
+                for name, value in changes.items():
+                    setattr(server, name, value)
                 server.sync_source, server.last_updated = source, now
+                servers[record.fqdn] = server
+            if "tags" in changed:
+                tag_changes.append((record.fqdn, record.get("tags")))
+            if "cluster" in changed:
+                cluster_changes.append((record.fqdn, record))
+            if row["id"] is None:
                 to_create.append(server)
                 results.append(UpsertResult(index, record.fqdn, "created", sorted(record.provided)))
             elif changed:
-                server.sync_source, server.last_updated = source, now
                 to_update.append(server)
-                results.append(UpsertResult(index, record.fqdn, "updated", sorted(set(changed))))
+                results.append(UpsertResult(index, record.fqdn, "updated", changed, row["id"]))
             else:
-                results.append(UpsertResult(index, record.fqdn, "unchanged"))
-            existing[record.fqdn] = server
-        Server.objects.bulk_create(to_create, batch_size=BATCH)
+                results.append(UpsertResult(index, record.fqdn, "unchanged", [], row["id"]))
+        _servers_insert(to_create, now)
         Server.objects.bulk_update(
             to_update,
             [*SIMPLE_FIELDS, "organisation", "site", "build_major", "build_minor", "build_number", "build_revision",
              "sync_source", "last_updated"],
             batch_size=BATCH,
         )  # fmt: skip
-        _tags_write(tag_changes)
-        _clusters_write(cluster_changes)
         for result in results:
-            result.server_id = existing[result.fqdn].pk
+            if result.server_id is None:
+                result.server_id = servers[result.fqdn].pk
+        _tags_write([(servers[fqdn], tags) for fqdn, tags in tag_changes])
+        _clusters_write([(servers[fqdn], record) for fqdn, record in cluster_changes])
         changes_record(
             ("server", r.server_id, r.fqdn, r.action, {"changed": r.changed, "source": source})
             for r in results
@@ -122,18 +132,75 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
     return results
 
 
-def _organisation_name(record: ServerRecord, server: Server | None, org_names: dict[int, str]) -> str:
+def _servers_insert(servers: list[Server], now) -> None:
+    """Insert new servers through the database's bulk path (COPY on PostgreSQL), then read their ids back by FQDN:
+    bulk_create spent most of a 10,000-item sync preparing values field by field."""
+    if not servers:
+        return
+    fields = [column for column in Server._meta.concrete_fields if not column.primary_key]
+    rows = []
+    for server in servers:
+        server.created = now
+        row = []
+        for column in fields:
+            value = getattr(server, column.attname)
+            if isinstance(column, models.JSONField):
+                value = json.dumps(value)
+            elif isinstance(column, models.DateTimeField):
+                value = connection.ops.adapt_datetimefield_value(value)
+            row.append(value)
+        rows.append(tuple(row))
+    rows_insert(Server, [column.column for column in fields], rows)
+    ids = dict(Server.objects.filter(fqdn__in=[server.fqdn for server in servers]).values_list("fqdn", "pk"))
+    for server in servers:
+        server.pk = ids[server.fqdn]
+        server._state.adding = False
+
+
+BUILD_PARTS = ("build_major", "build_minor", "build_number", "build_revision")
+STORED_FIELDS = ("id", "fqdn", "organisation_id", "site_id", *SIMPLE_FIELDS, *BUILD_PARTS)
+# Column names as a caller knows them in `changed`.
+PUBLIC_NAMES = {
+    "organisation_id": "organisation",
+    "site_id": "site",
+    "reported_build": "build",
+    "build_source": "build",
+}
+PUBLIC_NAMES |= dict.fromkeys(BUILD_PARTS, "build")
+
+
+def _changes(row: dict, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> dict[str, object]:
+    """Column → new value for what the record states differently from the stored row."""
+    values = record.values
+    changes = {name: values[name] for name in SIMPLE_FIELDS if name in values and row[name] != values[name]}
+    if "build" in values:
+        build = values["build"]
+        parts = (build.major, build.minor, build.build, build.revision) if build else (None, None, None, None)
+        changes |= {name: part for name, part in zip(BUILD_PARTS, parts, strict=True) if row[name] != part}
+    organisation_id = row["organisation_id"]
+    if values.get("organisation"):
+        organisation_id = organisations[str(values["organisation"])].pk
+        if organisation_id != row["organisation_id"]:
+            changes["organisation_id"] = organisation_id
+    if "site" in values:
+        site = sites.get((org_names[organisation_id], str(values["site"]))) if values["site"] else None
+        if row["site_id"] != (site.pk if site else None):
+            changes["site_id"] = site.pk if site else None
+    return changes
+
+
+def _organisation_name(record: ServerRecord, row: dict | None, org_names: dict[int, str]) -> str:
     if record.get("organisation"):
         return str(record.get("organisation"))
-    if server is not None and server.organisation_id:
-        return org_names[server.organisation_id]
+    if row is not None and row["organisation_id"]:
+        return org_names[row["organisation_id"]]
     return record.fqdn.split(".", 1)[1] if "." in record.fqdn else record.fqdn
 
 
 def _organisations_ensure(
-    records: list[ServerRecord], existing: dict[str, Server], org_names: dict[int, str]
+    records: list[ServerRecord], stored: dict[str, dict], org_names: dict[int, str]
 ) -> dict[str, Organisation]:
-    names = {_organisation_name(r, existing.get(r.fqdn), org_names) for r in records}
+    names = {_organisation_name(r, stored.get(r.fqdn), org_names) for r in records}
     found = {org.name: org for org in Organisation.objects.filter(name__in=names)}
     missing = [Organisation(name=name) for name in sorted(names - found.keys())]
     Organisation.objects.bulk_create(missing)
@@ -141,13 +208,13 @@ def _organisations_ensure(
 
 
 def _sites_ensure(
-    records: list[ServerRecord], existing: dict[str, Server], organisations: dict[str, Organisation],
+    records: list[ServerRecord], stored: dict[str, dict], organisations: dict[str, Organisation],
     org_names: dict[int, str],
 ) -> dict[tuple[str, str], Site]:  # fmt: skip
     wanted: dict[tuple[str, str], bool | None] = {}
     for record in records:
         if record.get("site"):
-            key = (_organisation_name(record, existing.get(record.fqdn), org_names), str(record.get("site")))
+            key = (_organisation_name(record, stored.get(record.fqdn), org_names), str(record.get("site")))
             flag = record.get("site_is_internet_facing") if "site_is_internet_facing" in record.provided else None
             wanted[key] = flag if flag is not None else wanted.get(key)
     if not wanted:
@@ -178,31 +245,6 @@ def _sites_ensure(
             for site in Site.objects.filter(pk__in=[s.pk for s in to_create]).select_related("organisation")
         }
     return found
-
-
-def _apply(server: Server, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> list[str]:
-    changed = []
-    for name in SIMPLE_FIELDS:
-        if name in record.provided and getattr(server, name) != record.get(name):
-            setattr(server, name, record.get(name))
-            changed.append(name)
-    if "build" in record.provided:
-        build = record.get("build")
-        parts = (build.major, build.minor, build.build, build.revision) if build else (None, None, None, None)
-        if (server.build_major, server.build_minor, server.build_number, server.build_revision) != parts:
-            server.build_major, server.build_minor, server.build_number, server.build_revision = parts
-            changed.append("build")
-    if record.get("organisation"):
-        organisation = organisations[str(record.get("organisation"))]
-        if server.organisation_id != organisation.pk:
-            server.organisation_id = organisation.pk
-            changed.append("organisation")
-    if "site" in record.provided:
-        site = sites.get((org_names[server.organisation_id], str(record.get("site")))) if record.get("site") else None
-        if server.site_id != (site.pk if site else None):
-            server.site_id = site.pk if site else None
-            changed.append("site")
-    return ["build" if name in ("reported_build", "build_source") else name for name in changed]
 
 
 def _cluster_differs(membership: tuple | None, record: ServerRecord) -> bool:

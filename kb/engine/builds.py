@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -60,6 +61,12 @@ def parse_reported_build(text: object) -> ParsedBuild:
     """Parse a build as an admin reads it: short, long/zero-padded, ExSetup or AdminDisplayVersion form."""
     if not isinstance(text, str):
         raise InvalidBuildError(text, "expected text")
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_text(text: str) -> ParsedBuild:
+    # Estates repeat a few hundred builds thousands of times (a 10,000-server sync, a scan): parse each once.
     stripped = text.strip()
     if not stripped:
         raise InvalidBuildError(text, "empty")
