@@ -317,10 +317,6 @@ def _clusters_write(changes: list[tuple[Server, ServerRecord]]) -> None:
 # -- scans -----------------------------------------------------------------------------------------
 
 
-def scan_run_create() -> ScanRun:
-    return ScanRun.objects.create()
-
-
 def scan_run_execute(*, scan_id: int | None = None, as_of: date | None = None) -> ScanRun:
     """Compute every server's verdict: load in a fixed number of queries, compute each distinct facts once,
     write the results in bulk in one transaction. A failure marks the scan failed and keeps earlier scans."""

@@ -71,14 +71,6 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     resolution: Resolution | None = field(default=None, compare=False, repr=False)
 
-    @property
-    def is_compliant(self) -> bool:
-        return self.state in COMPLIANT_STATES
-
-    def excepted(self, reason: str) -> Verdict:
-        """The same verdict under an active waiver: still shows what is missing."""
-        return replace(self, state=EXCEPTED, reasons=(*self.reasons, reason))
-
 
 def facts_parse(facts: ServerFacts) -> ParsedBuild:
     parsed = parse_reported_build(facts.build_text)
@@ -321,7 +313,3 @@ def _released(entry: CatalogEntry) -> tuple:
 def _days_behind(missing: list[CatalogEntry], today: date) -> int | None:
     dates = [entry.release_date for entry in missing if entry.release_date]
     return max(0, (today - min(dates)).days) if dates else None
-
-
-def product_name(key: str) -> str:
-    return PRODUCTS[key].name

@@ -113,14 +113,6 @@ def test_filter_pack_sp1_is_missing_on_a_2010_mailbox_server_without_it(catalog,
     assert with_it.missing_prerequisites == ()
 
 
-def test_a_waiver_keeps_what_is_missing(catalog, rules):
-    result = verdict(catalog, rules, "15.0.1497.44", on=date(2023, 3, 20)).excepted("waived until 2023-06-30 (CHG-1)")
-
-    assert result.state == "excepted"
-    assert result.install.name == "Mar23SU"
-    assert result.reasons[-1] == "waived until 2023-06-30 (CHG-1)"
-
-
 @pytest.mark.parametrize(
     ("_case", "build", "source", "expected"),
     [
