@@ -10,8 +10,6 @@ from collections.abc import Sequence
 
 from django.db import connection, models
 
-BATCH = 2000
-
 
 def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple]) -> None:
     if not rows:
@@ -25,5 +23,5 @@ def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Sequenc
                     copy.write_row(row)
             return
         placeholders = ", ".join(["%s"] * len(columns))
-        for start in range(0, len(rows), BATCH):
-            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows[start : start + BATCH])
+        # One statement executed for every row: the query count does not grow with the rows.
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
