@@ -1,5 +1,8 @@
 """Inventory models: organisations, sites, servers, clusters/DAGs, maintenance windows, waivers, scans."""
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -142,6 +145,21 @@ class MaintenanceWindow(TimeStamped):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Reject what the rollout scheduler could not place: an unknown zone, weekdays outside 0 to 6."""
+        errors = {}
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["time_zone"] = f"{self.time_zone!r} is not an IANA time zone such as Europe/Amsterdam"
+        weekdays = self.weekdays if isinstance(self.weekdays, list) else None
+        if not weekdays or not all(isinstance(day, int) and 0 <= day <= 6 for day in weekdays):
+            errors["weekdays"] = "a non-empty list of days, 0 (Monday) to 6 (Sunday)"
+        if self.week_of_month is not None and not 1 <= self.week_of_month <= 5:
+            errors["week_of_month"] = "1 to 5, or empty for every week"
+        if errors:
+            raise ValidationError(errors)
 
 
 class Waiver(TimeStamped):

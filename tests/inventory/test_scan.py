@@ -287,3 +287,31 @@ def test_a_current_server_is_not_flagged_by_a_waiver(loaded_catalog):
     scan = scan_run_execute(as_of=AS_OF)
 
     assert ServerResult.objects.filter(scan=scan).values_list("state", "waiver").get() == ("current", None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("_case", "values", "field"),
+    [
+        ("unknown zone", {"time_zone": "Mars/Olympus"}, "time_zone"),
+        ("weekday 7", {"weekdays": [7]}, "weekdays"),
+        ("no weekdays", {"weekdays": []}, "weekdays"),
+        ("week 6", {"week_of_month": 6}, "week_of_month"),
+    ],
+)
+def test_maintenance_windows_the_scheduler_cannot_place_are_refused(_case, values, field):
+    from datetime import time as clock
+
+    from django.core.exceptions import ValidationError
+
+    from inventory.models import MaintenanceWindow
+
+    # Invented window.
+    window = MaintenanceWindow(
+        **{"name": "w", "time_zone": "UTC", "weekdays": [6], "start_time": clock(1), "duration_minutes": 60} | values
+    )
+
+    with pytest.raises(ValidationError) as error:
+        window.full_clean()
+
+    assert list(error.value.message_dict) == [field]
