@@ -25,6 +25,7 @@ class ApiTokenAuthentication(BaseAuthentication):
     keyword = "Token"
 
     def authenticate(self, request):
+        # Imported here: DRF imports this module while reading its settings, before the app registry is ready.
         from inventory.models import ApiToken
 
         parts = get_authorization_header(request).split()

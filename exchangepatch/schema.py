@@ -3,6 +3,8 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
 
+from exchangepatch.api import ErrorSerializer
+
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
     target_class = "exchangepatch.authentication.ApiTokenAuthentication"
@@ -36,8 +38,6 @@ class AutoSchema(BaseAutoSchema):
             codes.append("412")
         if method in ("POST", "PUT", "PATCH"):
             codes += ["409", "413"]
-        from exchangepatch.api import ErrorSerializer
-
         for code in codes:
             if code not in responses:
                 responses[code] = self._get_response_for_code(ErrorSerializer, code, direction=direction)

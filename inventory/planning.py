@@ -8,7 +8,6 @@ from datetime import datetime
 from django.utils import timezone
 
 from inventory.models import ClusterMember, MaintenanceWindow, Server
-from inventory.selectors import rules_get
 from kb.engine.compliance import ServerFacts
 from kb.engine.planning import (
     EstateServer,
@@ -20,7 +19,7 @@ from kb.engine.planning import (
     plan_for_server,
     rollout_plan,
 )
-from kb.selectors import catalog_get, today
+from kb.selectors import catalog_get, rules_get, today
 
 
 class UnknownServerError(LookupError):
@@ -39,15 +38,24 @@ def estate_servers(*, site: str | None = None, fqdn: str | None = None) -> list[
     members = {m.server_id: m for m in ClusterMember.objects.filter(server_id__in=ids).select_related("cluster")}
     windows_by_server: dict[int, list[WindowSpec]] = defaultdict(list)
     windows_by_site: dict[int, list[WindowSpec]] = defaultdict(list)
-    for window in MaintenanceWindow.objects.prefetch_related("servers", "sites"):
-        spec = WindowSpec(
-            window.name, window.time_zone, tuple(window.weekdays), window.start_time, window.duration_minutes,
+    specs = {
+        window.pk: WindowSpec(
+            window.name,
+            window.time_zone,
+            tuple(window.weekdays),
+            window.start_time,
+            window.duration_minutes,
             window.week_of_month,
-        )  # fmt: skip
-        for server in window.servers.all():
-            windows_by_server[server.pk].append(spec)
-        for site_obj in window.sites.all():
-            windows_by_site[site_obj.pk].append(spec)
+        )
+        for window in MaintenanceWindow.objects.all()
+    }
+    # The link tables as id pairs: a prefetch would build a model for every linked server of the estate.
+    for window_id, server_id in MaintenanceWindow.servers.through.objects.values_list(
+        "maintenancewindow_id", "server_id"
+    ):
+        windows_by_server[server_id].append(specs[window_id])
+    for window_id, site_id in MaintenanceWindow.sites.through.objects.values_list("maintenancewindow_id", "site_id"):
+        windows_by_site[site_id].append(specs[window_id])
     result = []
     for server in servers:
         member = members.get(server.pk)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -40,6 +40,28 @@ class ServerRecord:
 
     def get(self, name: str, default: object = None) -> object:
         return self.values.get(name, default)
+
+
+def records_from_items(
+    items: Iterable[tuple[int, object]], *, where: Callable[[int], str] = lambda key: f"item {key}"
+) -> tuple[list[tuple[int, ServerRecord]], dict[int, dict[str, str]]]:
+    """Validate many items keyed by position (an item index, a CSV line): the valid records, and the errors keyed by
+    position then field. An FQDN given twice is an error on both, each naming the other (`where` says how)."""
+    valid, errors, first_seen = [], {}, {}
+    for key, item in items:
+        record, problems = server_record_from_mapping(item)
+        fqdn = str(item.get("fqdn", "")).strip().lower().rstrip(".") if isinstance(item, Mapping) else ""
+        if fqdn in first_seen:
+            other = first_seen[fqdn]
+            problems = {**problems, "fqdn": f"{fqdn} is also {where(other)}"}
+            errors.setdefault(other, {})["fqdn"] = f"{fqdn} is also {where(key)}"
+        elif fqdn:
+            first_seen[fqdn] = key
+        if problems:
+            errors[key] = {name: str(reason) for name, reason in problems.items()}
+        else:
+            valid.append((key, record))
+    return [(key, record) for key, record in valid if key not in errors], errors
 
 
 def server_record_from_mapping(data: Mapping[str, object]) -> tuple[ServerRecord | None, dict[str, str]]:

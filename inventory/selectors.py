@@ -13,24 +13,8 @@ from django.utils import timezone
 from inventory.models import ScanRun, ScanVerdict, Server, ServerResult, Waiver
 from kb.engine.builds import InvalidBuildError
 from kb.engine.compliance import ServerFacts, facts_parse, has_fix
-from kb.engine.rules import Rules
-from kb.models import Fix, Rule, Update
+from kb.models import Fix, Update
 from kb.selectors import catalog_get, entry_from_update, today
-
-
-def rules_get() -> Rules:
-    """Enabled rules as engine values (one query)."""
-    rows = Rule.objects.filter(is_enabled=True).order_by("key")
-    return Rules.from_dicts(
-        {
-            "key": rule.key,
-            "kind": rule.kind,
-            "products": rule.products,
-            "data": rule.data,
-            "source": {"title": rule.source_title, "url": rule.source_url, "is_practice": rule.is_practice},
-        }
-        for rule in rows
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,19 +52,24 @@ def server_rows(queryset: QuerySet[Server] | None = None) -> list[ServerRow]:
     return result
 
 
-def waivers_active(*, target_kind: str, now=None) -> list[Waiver]:
-    return list(Waiver.objects.filter(target_kind=target_kind, expires_at__gt=now or timezone.now()).order_by("pk"))
+def waivers_active(*, target_kind: str, now=None) -> dict[str, list[Waiver]]:
+    """Active waivers of one kind, by KB (one query), so each server looks only at the KBs it misses."""
+    by_kb: dict[str, list[Waiver]] = {}
+    for waiver in Waiver.objects.filter(target_kind=target_kind, expires_at__gt=now or timezone.now()).order_by("pk"):
+        by_kb.setdefault(waiver.target_kb, []).append(waiver)
+    return by_kb
 
 
-def waiver_for(waivers: Iterable[Waiver], *, server_id: int, site_id: int | None, kbs: set[str]) -> Waiver | None:
+def waiver_for(
+    waivers: dict[str, list[Waiver]], *, server_id: int, site_id: int | None, kbs: Iterable[str]
+) -> Waiver | None:
     """The first active waiver covering this server (itself, its site, or everyone) for one of the KBs."""
-    for waiver in waivers:
-        if waiver.target_kb not in kbs:
-            continue
-        if waiver.server_id == server_id or (waiver.site_id and waiver.site_id == site_id):
-            return waiver
-        if waiver.server_id is None and waiver.site_id is None:
-            return waiver
+    for kb in kbs:
+        for waiver in waivers.get(kb, ()):
+            if waiver.server_id is None and waiver.site_id is None:
+                return waiver
+            if waiver.server_id == server_id or (waiver.site_id and waiver.site_id == site_id):
+                return waiver
     return None
 
 

@@ -25,9 +25,9 @@ from inventory.models import (
     Tag,
 )
 from inventory.records import ServerRecord
-from inventory.selectors import rules_get, server_rows, waiver_for, waivers_active
+from inventory.selectors import server_rows, waiver_for, waivers_active
 from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, Verdict, evaluate
-from kb.selectors import catalog_get, today
+from kb.selectors import catalog_get, rules_get, today
 
 logger = logging.getLogger(__name__)
 BATCH = 2000
@@ -355,8 +355,8 @@ def _scan_compute_and_write(scan: ScanRun, on: date) -> None:
         verdict = verdicts[row.facts]
         state, waiver = verdict.state, None
         if verdict.state not in COMPLIANT_STATES and waivers:
-            kbs = {ref.kb for ref in verdict.missing if ref.kb} | ({verdict.install.kb} if verdict.install else set())
-            waiver = waiver_for(waivers, server_id=row.id, site_id=row.site_id, kbs=kbs - {None})
+            kbs = [ref.kb for ref in verdict.missing if ref.kb] + ([verdict.install.kb] if verdict.install else [])
+            waiver = waiver_for(waivers, server_id=row.id, site_id=row.site_id, kbs=[kb for kb in kbs if kb])
             if waiver is not None:
                 state = EXCEPTED
         was = previous.get(row.id)

@@ -1,7 +1,9 @@
 """Admin for the catalog: search by KB, build or name; filter by product, level, kind; fix lists inline."""
 
 from django.contrib import admin
+from django.db.models import Count
 
+from kb.engine.builds import InvalidBuildError, parse_build
 from kb.models import CatalogConflict, CatalogSource, Fix, Level, Product, Rule, Update, UpdateFix
 
 
@@ -31,8 +33,6 @@ class UpdateAdmin(admin.ModelAdmin):
     ordering = ("product__sort_order", "build_major", "build_minor", "build_number", "build_revision")
 
     def get_queryset(self, request):
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(fix_total=Count("fixes", distinct=True))
 
     @admin.display(description="fixes", ordering="fix_total")
@@ -41,8 +41,6 @@ class UpdateAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         # Accept any build form an admin pastes (long form, AdminDisplayVersion) as well as text.
-        from kb.engine.builds import InvalidBuildError, parse_build
-
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         try:
             build = parse_build(search_term)

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from kb.engine.builds import Build, parse_build
 from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport
+from kb.engine.rules import Rules
 from kb.models import Rule, Update
 
 
@@ -64,3 +65,18 @@ def product_support() -> dict[str, ProductSupport]:
 def catalog_get() -> Catalog:
     """The whole catalog as an in-memory engine object (two queries)."""
     return Catalog(catalog_entries(), support=product_support())
+
+
+def rules_get() -> Rules:
+    """Enabled rules as engine values (one query)."""
+    rows = Rule.objects.filter(is_enabled=True).order_by("key")
+    return Rules.from_dicts(
+        {
+            "key": rule.key,
+            "kind": rule.kind,
+            "products": rule.products,
+            "data": rule.data,
+            "source": {"title": rule.source_title, "url": rule.source_url, "is_practice": rule.is_practice},
+        }
+        for rule in rows
+    )

@@ -20,9 +20,10 @@ from inventory.api import serializers
 from inventory.api.filters import ServerFilter, WaiverFilter
 from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
-from inventory.records import server_record_from_mapping
+from inventory.records import records_from_items, server_record_from_mapping
 from inventory.selectors import fix_status, result_as_dict, results_latest, scan_latest, updates_needed
 from inventory.services import server_delete, server_upsert_many, waiver_delete, waiver_save
+from inventory.tasks import scan_run_task
 from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.planning import PlanError
 from kb.models import Update
@@ -56,25 +57,6 @@ def server_queryset():
         .prefetch_related("tags")
         .annotate(state=Subquery(state))
     )
-
-
-def validate_items(items: list) -> tuple[list, dict]:
-    """Records with their item index, and errors keyed by index then field; a repeated FQDN names both items."""
-    records, errors, first_seen = [], {}, {}
-    for index, item in enumerate(items):
-        record, problems = server_record_from_mapping(item)
-        fqdn = str(item.get("fqdn", "")).strip().lower().rstrip(".") if isinstance(item, dict) else ""
-        if fqdn and fqdn in first_seen:
-            other = first_seen[fqdn]
-            problems = {**problems, "fqdn": f"{fqdn} is also item {other}"}
-            errors.setdefault(str(other), {})["fqdn"] = f"{fqdn} is also item {index}"
-        elif fqdn:
-            first_seen[fqdn] = index
-        if problems:
-            errors[str(index)] = {key: str(value) for key, value in problems.items()}
-        else:
-            records.append((index, record))
-    return [(index, record) for index, record in records if str(index) not in errors], errors
 
 
 class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
@@ -182,7 +164,8 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
             problems["items"] = [f"{len(items)} items is more than the limit of {MAX_SYNC_ITEMS}"]
         if problems:
             return error_response("invalid input", 400, problems)
-        records, item_errors = validate_items(items)
+        records, by_index = records_from_items(enumerate(items))
+        item_errors = {str(index): problems for index, problems in sorted(by_index.items())}
         if item_errors and atomic:
             return error_response(
                 f"{len(item_errors)} item(s) invalid; nothing was written", 400, {"items": item_errors}
@@ -285,8 +268,6 @@ class ScanViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(request=None, responses={202: serializers.ScanStartedSerializer})
     def create(self, request, *args, **kwargs):
         """Start a scan; it runs in the worker (or at once when Celery is eager). Poll status_url."""
-        from inventory.tasks import scan_run_task
-
         scan = ScanRun.objects.create()
         transaction.on_commit(lambda: scan_run_task.delay(scan.pk))
         url = request.build_absolute_uri(f"/api/v1/scans/{scan.pk}/")

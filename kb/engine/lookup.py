@@ -25,15 +25,14 @@ def build_info(text: str, catalog: Catalog, *, today: date) -> dict:
 
 def resolution_info(text: str, resolution: Resolution) -> dict:
     entry = resolution.entry
-    described = entry if entry is not None else None
     return {
         "input": text,
         "build": resolution.build.short,
         "product": resolution.product.name if resolution.product else None,
         "level": resolution.level.name if resolution.level else None,
         "update": entry.name if entry else None,
-        "kb": described.kb if described else None,
-        "release_date": described.release_date.isoformat() if described and described.release_date else None,
+        "kb": entry.kb if entry else None,
+        "release_date": entry.release_date.isoformat() if entry and entry.release_date else None,
         "exact": resolution.exact,
         "is_supported": resolution.is_supported,
         "is_latest": resolution.is_latest,

@@ -330,8 +330,10 @@ def test_a_duplicate_fqdn_names_both_lines(tmp_path):
     with pytest.raises(CommandError) as error:
         call_command("servers_import", str(path), stdout=io.StringIO(), stderr=err)
 
-    assert str(error.value) == f"{path}: 1 row(s) with errors; nothing was written"
-    assert err.getvalue() == "line 4: fqdn: mbx01.contoso.example is also on line 2\n"
+    assert str(error.value) == f"{path}: 2 row(s) with errors; nothing was written"
+    assert err.getvalue() == (
+        "line 2: fqdn: mbx01.contoso.example is also on line 4\nline 4: fqdn: mbx01.contoso.example is also on line 2\n"
+    )
     assert nothing_written()
 
 

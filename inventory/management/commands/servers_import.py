@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from inventory.importers import ServerFileError, parse_server_csv
-from inventory.records import server_record_from_mapping
+from inventory.records import records_from_items
 from inventory.services import server_upsert_many
 
 
@@ -27,19 +27,16 @@ class Command(BaseCommand):
             rows = parse_server_csv(text, name=str(file))
         except ServerFileError as error:
             raise CommandError(str(error)) from None
-        records, errors, seen = [], [], {}
-        for line, item in rows:
-            if "__error__" in item:
-                errors.append(f"line {line}: {item['__error__']}")
-                continue
-            record, problems = server_record_from_mapping(item)
-            if record is not None and record.fqdn in seen:
-                problems = {"fqdn": f"{record.fqdn} is also on line {seen[record.fqdn]}"}
-            if problems:
-                errors.append(f"line {line}: " + "; ".join(f"{name}: {reason}" for name, reason in problems.items()))
-                continue
-            seen[record.fqdn] = line
-            records.append(record)
+        broken = {line: item["__error__"] for line, item in rows if "__error__" in item}
+        valid, problems = records_from_items(
+            ((line, item) for line, item in rows if line not in broken), where=lambda line: f"on line {line}"
+        )
+        messages = {line: reason for line, reason in broken.items()}
+        messages |= {
+            line: "; ".join(f"{name}: {reason}" for name, reason in found.items()) for line, found in problems.items()
+        }
+        errors = [f"line {line}: {messages[line]}" for line in sorted(messages)]
+        records = [record for _, record in valid]
         if errors:
             for error in errors:
                 self.stderr.write(error)

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from kb.importers.build_page import BuildTableError
 from kb.importers.documents import DocumentError, read_document
+from kb.importers.fix_list import FixListError, parse_fix_list
 from kb.services import SNAPSHOT_PATH, CatalogImportError, parse_catalog_document, snapshot_build
 
 # Where each shared/data file comes from (shared/data/SOURCES.md); kept as provenance in the snapshot.
@@ -72,8 +73,6 @@ class Command(BaseCommand):
         parser.add_argument("--output", type=Path, default=SNAPSHOT_PATH)
 
     def handle(self, *args, data: Path, output: Path, **options):
-        from kb.importers.fix_list import FixListError, parse_fix_list
-
         try:
             tables = []
             for relative, location, document_date in CATALOG_SOURCES:
