@@ -17,7 +17,7 @@ def render_plan(plan: Plan, fmt: str) -> str:
         return json.dumps(plan.as_dict(), indent=2)
     if fmt == "csv":
         return _csv((None, None, plan.fqdn, "", index, step) for index, step in enumerate(plan.steps, start=1))
-    heading = f"{plan.fqdn}: {_level(plan.current)} → {_level(plan.target)}"
+    heading = f"{plan.fqdn}: {level_text(plan.current)} → {level_text(plan.target)}"
     if fmt == "markdown":
         lines = [f"### {heading}", ""]
         lines += [f"> {note}" for note in plan.notes] + ([""] if plan.notes else [])
@@ -63,7 +63,7 @@ def render_rollout(rollout: Rollout, fmt: str) -> str:
         lines += [f"{'> ' if markdown else '  note: '}{note}" for note in wave.notes]
         for item, plan in wave.servers:
             lines.append(f"{'- ' if markdown else '  '}{item.server.fqdn} ({item.site}; {', '.join(item.server.facts.roles)}): "
-                         f"{_level(plan.current)} → {_level(plan.target)}, {len(plan.steps)} steps")  # fmt: skip
+                         f"{level_text(plan.current)} → {level_text(plan.target)}, {len(plan.steps)} steps")  # fmt: skip
         lines.append("")
     if rollout.blocked:
         lines.append("### Blocked" if markdown else "Blocked")
@@ -105,7 +105,8 @@ def render_blockers(introduce: str, blockers: list[Blocker], fmt: str) -> str:
     return "\n".join(lines)
 
 
-def _level(info) -> str:
+def level_text(info) -> str:
+    """Text such as "Exchange Server 2019 CU14 Mar24SU" from a current or target mapping."""
     return " ".join(filter(None, [info.get("product"), info.get("level"), info.get("update")]))
 
 

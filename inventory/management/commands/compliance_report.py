@@ -4,6 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from inventory.formats import level_text
 from inventory.selectors import result_as_dict, results_latest, scan_latest
 from kb.engine.compliance import STATES
 
@@ -27,7 +28,7 @@ class Command(BaseCommand):
             return
         for item in results:
             current = item["current"]
-            level = " ".join(filter(None, [current["product"], current["level"], current["update"]]))
+            level = level_text(current)
             install = item["install"]
             self.stdout.write(f"{item['fqdn']}: {item['state']} — {current['build']} {level}".rstrip())
             if install:
