@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "django_tables2",
+    "drf_spectacular_sidecar",
+    "exchangepatch",  # the portal's layout, dashboard, login page and static files
     "kb",
     "inventory",
 ]
@@ -144,6 +147,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI and Redoc from the installed sidecar package: the docs work on an offline admin network.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "UpdateKindEnum": "kb.choices.UpdateKind",
@@ -161,6 +169,13 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "1800"))
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+
+# Portal: sign-in page, landing page, rows per page of the long lists.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+DJANGO_TABLES2_TEMPLATE = "portal/table.html"
+EXCHANGEPATCH_PAGE_SIZE = int(os.environ.get("EXCHANGEPATCH_PAGE_SIZE", "100"))
 
 # Domain settings.
 # "Today" for support and age calculations can be pinned (reproducible reports, tests).

@@ -1,11 +1,17 @@
-"""Top-level URL configuration: admin portal and the versioned API."""
+"""Top-level URL configuration: the portal (dashboard, inventory and catalog pages), the admin, the API."""
 
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
+
+from exchangepatch import views
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", views.dashboard, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("inventory.urls")),
+    path("", include("kb.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("exchangepatch.api_urls")),
 ]

@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Prefetch, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.conf import settings
+from django.db.models import (
+    CharField,
+    Count,
+    F,
+    FilteredRelation,
+    IntegerField,
+    JSONField,
+    Prefetch,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
-from inventory.models import ScanRun, ScanVerdict, Server, ServerResult, Waiver
-from kb.engine.builds import InvalidBuildError
-from kb.engine.compliance import ServerFacts, facts_parse, has_fix
+from inventory.choices import ScanStatus
+from inventory.models import ClusterMember, ScanRun, ScanVerdict, Server, ServerResult, Waiver
+from kb.engine.builds import InvalidBuildError, parse_reported_build
+from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, ServerFacts, facts_parse, has_fix
+from kb.engine.lookup import build_info
 from kb.models import Fix, Update
-from kb.selectors import catalog_get, entry_from_update, today
+from kb.selectors import catalog_age, catalog_get, catalog_sources, entry_from_update, today, update_titles
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,3 +214,296 @@ def fix_status(kb: str, *, as_of=None) -> FixStatus | None:
         else:
             status.lacking.append(row.fqdn)
     return status
+
+
+# -- the portal's reads (dashboard, server list, server page) ----------------------------------------
+
+
+def compliance_summary(scan: ScanRun | None = None) -> dict:
+    """Counts by state, by product and level, and overdue, from one scan (the latest by default): two queries.
+
+    The API's summary and the portal's dashboard both show this, so they cannot disagree.
+    """
+    threshold = settings.EXCHANGEPATCH_OVERDUE_DAYS
+    scan = scan or scan_latest()
+    if scan is None:
+        return {"scan": None, "as_of": None, "servers": 0, "by_state": {}, "by_product_level": [],
+                "overdue": {"threshold_days": threshold, "count": 0}, "newly_noncompliant": 0}  # fmt: skip
+    results = ServerResult.objects.filter(scan=scan)
+    by_state = dict(results.values_list("state").annotate(n=Count("pk")).order_by("state"))
+    levels: Counter = Counter()
+    overdue = 0
+    rows = results.values("verdict__current", "verdict__days_behind", "state")
+    for row in rows.annotate(n=Count("pk")).order_by():
+        current = row["verdict__current"] or {}
+        levels[(current.get("product"), current.get("level"))] += row["n"]
+        if row["state"] not in COMPLIANT_STATES and (row["verdict__days_behind"] or 0) > threshold:
+            overdue += row["n"]
+    return {
+        "scan": scan.pk,
+        "as_of": scan.as_of,
+        "servers": scan.server_count,
+        "by_state": by_state,
+        "by_product_level": [
+            {"product": product, "level": level, "count": count}
+            for (product, level), count in sorted(levels.items(), key=lambda item: (str(item[0][0]), str(item[0][1])))
+        ],
+        "overdue": {"threshold_days": threshold, "count": overdue},
+        "newly_noncompliant": scan.newly_noncompliant,
+    }
+
+
+def compliant_count(by_state: dict[str, int]) -> int:
+    return sum(count for state, count in by_state.items() if state in COMPLIANT_STATES)
+
+
+def compliance_trend(*, limit: int = 30) -> list[dict]:
+    """Per successful scan, oldest first: its date and servers per state (one query over the scans' own counts)."""
+    scans = ScanRun.objects.filter(status=ScanStatus.SUCCEEDED).order_by("-pk")[:limit]
+    trend = []
+    for scan in reversed(list(scans.values("pk", "as_of", "finished_at", "server_count", "counts"))):
+        counts = scan["counts"] or {}
+        trend.append(
+            {"scan": scan["pk"], "as_of": scan["as_of"], "finished_at": scan["finished_at"],
+             "servers": scan["server_count"], "by_state": counts, "compliant": compliant_count(counts)}
+        )  # fmt: skip
+    return trend
+
+
+def updates_needed_counts(scan: ScanRun, *, limit: int | None = None) -> list[dict]:
+    """Per update KB: how many servers of the scan miss it, most needed first, without loading any server.
+
+    Two queries whatever the estate: servers per verdict (grouped in SQL), then the scan's distinct verdicts.
+    """
+    per_verdict = dict(
+        ServerResult.objects.filter(scan=scan).values_list("verdict_id").annotate(n=Count("pk")).order_by()
+    )
+    needed: Counter = Counter()
+    for verdict_id, missing in ScanVerdict.objects.filter(scan=scan).values_list("pk", "missing_updates"):
+        for kb in missing or ():
+            needed[kb] += per_verdict.get(verdict_id, 0)
+    ranked = sorted(((kb, n) for kb, n in needed.items() if n), key=lambda item: (-item[1], item[0]))
+    return [{"kb": kb, "server_count": count} for kb, count in ranked[:limit]]
+
+
+def verdict_ids_missing(scan: ScanRun, *, kb: str) -> list[int]:
+    """The scan's verdicts that miss an update (a KB), read over its distinct verdicts (one query)."""
+    rows = ScanVerdict.objects.filter(scan=scan).values_list("pk", "missing_updates")
+    return [pk for pk, missing in rows if kb in (missing or ())]
+
+
+def results_overdue(scan: ScanRun, *, limit: int) -> list[ServerResult]:
+    """The non-compliant servers furthest behind (days since the oldest missing update), one query."""
+    return list(
+        ServerResult.objects.filter(scan=scan, verdict__days_behind__isnull=False)
+        .exclude(state__in=COMPLIANT_STATES)
+        .select_related("server", "verdict", "server__site")
+        .order_by("-verdict__days_behind", "server__fqdn")[:limit]
+    )
+
+
+def results_newly_noncompliant(scan: ScanRun, *, limit: int) -> list[ServerResult]:
+    return list(
+        ServerResult.objects.filter(scan=scan, is_newly_noncompliant=True)
+        .select_related("server", "verdict", "server__site")
+        .order_by("server__fqdn")[:limit]
+    )
+
+
+def servers_with_verdicts(scan: ScanRun | None) -> QuerySet[Server]:
+    """Every server with its result in the scan (none when not scanned) as annotations: LEFT JOINs, one query.
+
+    The sort keys are never NULL (a missing value sorts as -1 or ""), so that keyset paging can compare them.
+    """
+    queryset = Server.objects.select_related("site", "cluster_membership__cluster").prefetch_related("tags")
+    if scan is None:
+        return queryset.annotate(
+            state=Value(None, output_field=CharField()),
+            days_behind=Value(None, output_field=IntegerField()),
+            current=Value(None, output_field=JSONField()),
+            install=Value(None, output_field=JSONField()),
+            verdict_id=Value(None, output_field=IntegerField()),
+            sort_days=Value(-1),
+            sort_state=Value(""),
+            sort_site=Coalesce("site__name", Value("")),
+        )
+    return queryset.annotate(
+        latest=FilteredRelation("results", condition=Q(results__scan_id=scan.pk)),
+        state=F("latest__state"),
+        days_behind=F("latest__verdict__days_behind"),
+        current=F("latest__verdict__current"),
+        install=F("latest__verdict__install"),
+        verdict_id=F("latest__verdict_id"),
+        sort_days=Coalesce("latest__verdict__days_behind", Value(-1)),
+        sort_state=Coalesce("latest__state", Value("")),
+        sort_site=Coalesce("site__name", Value("")),
+    )
+
+
+def verdicts_at_level(scan: ScanRun, *, product: str | None, level: str | None) -> QuerySet[ScanVerdict]:
+    """The scan's verdicts whose resolved product (its name) and level are the given ones, as a subquery."""
+    verdicts = ScanVerdict.objects.filter(scan=scan)
+    if product:
+        verdicts = verdicts.filter(current__product=product)
+    if level:
+        verdicts = verdicts.filter(current__level__iexact=level)
+    return verdicts.values("pk")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerDetail:
+    """Everything the server page shows, read in a fixed number of queries."""
+
+    server: Server
+    result: ServerResult | None
+    build: dict  # build_info of the reported build: product, level, update, exact, notes, error
+    build_form: str | None
+    missing_updates: list[dict]  # {"kb", "titles", "is_install"}
+    missing_fixes: list[Fix]
+    waivers: list[Waiver]
+    cluster_members: list  # ClusterMember of the same cluster, this server included
+    history: list[ServerResult]
+
+
+def server_detail(fqdn: str, *, history: int = 30) -> ServerDetail | None:
+    server = (
+        Server.objects.select_related("site", "organisation", "cluster_membership__cluster")
+        .prefetch_related("tags", "maintenance_windows")
+        .filter(fqdn=fqdn.lower().rstrip("."))
+        .first()
+    )
+    if server is None:
+        return None
+    scan = scan_latest()
+    result = (
+        ServerResult.objects.filter(scan=scan, server=server).select_related("verdict", "waiver").first()
+        if scan
+        else None
+    )
+    catalog = catalog_get()
+    info = build_info(server.reported_build, catalog, today=scan.as_of if result and scan.as_of else today())
+    try:
+        form = parse_reported_build(server.reported_build).form.value
+    except InvalidBuildError:
+        form = None
+    missing_kbs = list(result.verdict.missing_updates) if result else []
+    install_kb = (result.verdict.install or {}).get("kb") if result else None
+    titles = update_titles(missing_kbs)
+    missing_updates = [{"kb": kb, "titles": titles.get(kb, []), "is_install": kb == install_kb} for kb in missing_kbs]
+    # The waivers that can cover it: its own, its site's and the estate-wide ones, expired ones included.
+    scope = Q(server=server) | Q(server__isnull=True, site__isnull=True)
+    if server.site_id:
+        scope |= Q(site_id=server.site_id)
+    membership = getattr(server, "cluster_membership", None)
+    members = (
+        list(ClusterMember.objects.filter(cluster_id=membership.cluster_id).select_related("server"))
+        if membership
+        else []
+    )
+    return ServerDetail(
+        server=server,
+        result=result,
+        build=info,
+        build_form=form,
+        missing_updates=missing_updates,
+        missing_fixes=list(
+            Fix.objects.filter(updates__kb__in=missing_kbs, updates__product__name=info["product"]).distinct()
+        ),
+        waivers=list(Waiver.objects.filter(scope).select_related("server", "site").order_by("-expires_at")),
+        cluster_members=members,
+        history=list(
+            ServerResult.objects.filter(server=server)
+            .select_related("scan", "verdict", "waiver")
+            .order_by("-scan_id")[:history]
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JobHealth:
+    """One line of the dashboard's job panel: what ran last, when, and whether it went well."""
+
+    name: str
+    last_run: object  # datetime or date, or None when it never ran
+    outcome: str
+    is_ok: bool
+    detail: str = ""
+
+
+def job_health() -> list[JobHealth]:
+    """What the jobs have recorded, read in two queries: today the scans and the catalog's source documents.
+
+    The one place the dashboard asks; when the job runs of the scheduler are recorded, this reads them instead.
+    """
+    scans = list(ScanRun.objects.order_by("-pk")[:20])
+    last = next((scan for scan in scans if scan.status == ScanStatus.SUCCEEDED), None)
+    failed = next((scan for scan in scans if scan.status == ScanStatus.FAILED), None)
+    waiting = [scan for scan in scans if scan.status in (ScanStatus.PENDING, ScanStatus.RUNNING)]
+    jobs = []
+    if last is None:
+        jobs.append(JobHealth("Scan", None, "never succeeded", False, "run `python manage.py scan` or start one"))
+    else:
+        took = (last.finished_at - last.started_at).total_seconds() if last.finished_at and last.started_at else None
+        detail = f"{last.server_count:,} servers" + (f" in {took:.1f} s" if took is not None else "")
+        detail += f", verdicts as of {last.as_of}" if last.as_of else ""
+        jobs.append(JobHealth("Scan", last.finished_at, f"scan {last.pk} succeeded", True, detail))
+    if failed is not None and (last is None or failed.pk > last.pk):
+        jobs.append(JobHealth("Scan", failed.finished_at, f"scan {failed.pk} failed", False, failed.error[:300]))
+    for scan in waiting:
+        started = scan.started_at or scan.created
+        jobs.append(JobHealth("Scan", started, f"scan {scan.pk} {scan.status}", True, ""))
+    sources = catalog_sources()
+    age = catalog_age(sources, on=today())
+    if not sources:
+        jobs.append(JobHealth("Catalog", None, "empty", False, "run `python manage.py catalog_load`"))
+    else:
+        imported = max(source.imported_at for source in sources)
+        detail = f"{len(sources)} sources; newest document {age} days old" if age is not None else ""
+        jobs.append(JobHealth("Catalog", imported, "imported", True, detail))
+    return jobs
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateStatus:
+    """Which servers of a scan lack an update (by KB), which are excepted, and where it cannot be known."""
+
+    kb: str
+    updates: list[Update]  # the catalog rows with this KB (an SU's KB can cover several CUs)
+    lacking: QuerySet[ServerResult]
+    excepted: QuerySet[ServerResult]
+    unknown: QuerySet[ServerResult]
+
+
+def update_status(scan: ScanRun, *, kb: str) -> UpdateStatus | None:
+    """None when no catalog update has this KB. Unknown: servers at one of its levels whose rollup level
+    AdminDisplayVersion does not show, and servers whose build is not known at all."""
+    updates = list(Update.objects.filter(kb=kb).select_related("product", "level__product"))
+    if not updates:
+        return None
+    results = ServerResult.objects.filter(scan=scan).select_related("server", "server__site", "verdict")
+    missing = verdict_ids_missing(scan, kb=kb)
+    at_level = Q(pk__in=[])
+    for update in updates:
+        at_level |= Q(current__product=update.product.name, current__level=update.level.name)
+    cannot_tell = ScanVerdict.objects.filter(scan=scan).filter(
+        Q(state="unknown_build") | (Q(state="rollup_unknown") & at_level)
+    )
+    by_fqdn = ("server__fqdn",)
+    return UpdateStatus(
+        kb=kb,
+        updates=updates,
+        lacking=results.filter(verdict_id__in=missing).exclude(state=EXCEPTED).order_by(*by_fqdn),
+        excepted=results.filter(verdict_id__in=missing, state=EXCEPTED).order_by(*by_fqdn),
+        unknown=results.filter(verdict_id__in=cannot_tell.values("pk")).order_by(*by_fqdn),
+    )
+
+
+def results_by_fqdn(scan: ScanRun | None, fqdns: list[str], *, chunk: int = 5000) -> dict[str, ServerResult]:
+    """The scan's results of the named servers (a query per 5,000 names)."""
+    found: dict[str, ServerResult] = {}
+    if scan is None:
+        return found
+    for start in range(0, len(fqdns), chunk):
+        rows = ServerResult.objects.filter(scan=scan, server__fqdn__in=fqdns[start : start + chunk])
+        found |= {result.server.fqdn: result for result in rows.select_related("server", "server__site", "verdict")}
+    return found

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 from django.conf import settings
+from django.db.models import Count, F, Prefetch, QuerySet
 from django.utils import timezone
 
 from kb.engine.builds import Build, parse_build
 from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport
 from kb.engine.rules import Rules
-from kb.models import Rule, Update
+from kb.models import CatalogSource, Fix, Rule, Update
 
 
 def today() -> date:
@@ -79,4 +80,37 @@ def rules_get() -> Rules:
             "source": {"title": rule.source_title, "url": rule.source_url, "is_practice": rule.is_practice},
         }
         for rule in rows
+    )
+
+
+def catalog_sources() -> list[CatalogSource]:
+    """The documents the catalog was built from, newest document first (one query)."""
+    return list(CatalogSource.objects.order_by(F("document_date").desc(nulls_last=True), "name"))
+
+
+def catalog_age(sources: list[CatalogSource], *, on: date) -> int | None:
+    """Days since the newest dated source document: how old the catalog's knowledge is."""
+    dates = [source.document_date for source in sources if source.document_date]
+    return (on - max(dates)).days if dates else None
+
+
+def update_titles(kbs: list[str]) -> dict[str, list[str]]:
+    """KB → titles of the catalog rows with that KB ("Exchange Server 2019 CU14 Mar24SU"), one query."""
+    titles: dict[str, list[str]] = {}
+    for update in Update.objects.filter(kb__in=kbs).select_related("product", "level__product"):
+        titles.setdefault(update.kb, []).append(str(update))
+    return {kb: sorted(names) for kb, names in titles.items()}
+
+
+def updates_listing() -> QuerySet[Update]:
+    """Every catalog update with its level, product and number of listed fixes (one query when iterated)."""
+    return Update.objects.select_related("product", "level__product", "source").annotate(fix_count=Count("fixes"))
+
+
+def updates_for_kb(kb: str) -> list[Update]:
+    """The catalog rows with one KB, each with its fix list and recorded conflicts (three queries)."""
+    return list(
+        Update.objects.filter(kb=kb)
+        .select_related("product", "level__product", "source")
+        .prefetch_related(Prefetch("fixes", queryset=Fix.objects.order_by("kb")), "conflicts")
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
 from drf_spectacular.types import OpenApiTypes
@@ -21,7 +20,14 @@ from inventory.api.filters import ServerFilter, WaiverFilter
 from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
 from inventory.records import records_from_items, server_record_from_mapping
-from inventory.selectors import fix_status, result_as_dict, results_latest, scan_latest, updates_needed
+from inventory.selectors import (
+    compliance_summary,
+    fix_status,
+    result_as_dict,
+    results_latest,
+    scan_latest,
+    updates_needed,
+)
 from inventory.services import server_delete, server_upsert_many, waiver_delete, waiver_save
 from inventory.tasks import scan_run_task
 from kb.engine.catalog import InvalidKBError, normalize_kb
@@ -282,39 +288,7 @@ class ComplianceSummaryView(GenericAPIView):
     filter_backends = []
 
     def get(self, request):
-        scan = scan_latest()
-        if scan is None:
-            empty = {"scan": None, "as_of": None, "servers": 0, "by_state": {}, "by_product_level": [],
-                     "overdue": {"threshold_days": settings.EXCHANGEPATCH_OVERDUE_DAYS, "count": 0}, "newly_noncompliant": 0}  # fmt: skip
-            return Response(empty)
-        by_state = dict(
-            ServerResult.objects.filter(scan=scan).values_list("state").annotate(n=Count("pk")).order_by("state")
-        )
-        threshold = settings.EXCHANGEPATCH_OVERDUE_DAYS
-        levels: Counter = Counter()
-        overdue = 0
-        rows = ServerResult.objects.filter(scan=scan).values("verdict__current", "verdict__days_behind", "state")
-        for row in rows.annotate(n=Count("pk")).order_by():
-            current = row["verdict__current"] or {}
-            levels[(current.get("product"), current.get("level"))] += row["n"]
-            if row["state"] not in ("current", "excepted") and (row["verdict__days_behind"] or 0) > threshold:
-                overdue += row["n"]
-        return Response(
-            {
-                "scan": scan.pk,
-                "as_of": scan.as_of,
-                "servers": scan.server_count,
-                "by_state": by_state,
-                "by_product_level": [
-                    {"product": product, "level": level, "count": count}
-                    for (product, level), count in sorted(
-                        levels.items(), key=lambda item: (str(item[0][0]), str(item[0][1]))
-                    )
-                ],
-                "overdue": {"threshold_days": threshold, "count": overdue},
-                "newly_noncompliant": scan.newly_noncompliant,
-            }
-        )
+        return Response(compliance_summary())
 
 
 class RolloutView(GenericAPIView):

@@ -1,0 +1,101 @@
+"""django-tables2 tables of the portal's inventory pages; each one also exports to CSV with the same columns."""
+
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.urls import reverse
+
+from exchangepatch.templatetags.portal import level_text, state_badge, state_label
+from inventory.choices import Role
+
+ROLE_LABELS = dict(Role.choices)
+
+
+def server_url(fqdn: str) -> str:
+    return reverse("server-detail", args=[fqdn])
+
+
+def roles_text(roles: str | list | tuple) -> str:
+    items = roles.split(",") if isinstance(roles, str) else roles
+    return ", ".join(ROLE_LABELS.get(role, role) for role in items if role)
+
+
+class StateColumn(tables.Column):
+    """A verdict state: a coloured label on the page, the label as text in the export."""
+
+    def render(self, value):
+        return state_badge(value)
+
+    def value(self, value):
+        return state_label(value)
+
+
+class ServerTable(tables.Table):
+    """The servers list; sort keys are the NULL-free annotations of `servers_with_verdicts` (keyset paging)."""
+
+    fqdn = tables.Column(verbose_name="FQDN", linkify=lambda record: server_url(record.fqdn))
+    site = tables.Column(accessor="site__name", verbose_name="Site", order_by=("sort_site", "fqdn"), default="—")
+    roles = tables.Column(orderable=False)
+    reported_build = tables.Column(verbose_name="Build", orderable=False)
+    runs = tables.Column(accessor="current", verbose_name="Runs", orderable=False, empty_values=(None, {}))
+    state = StateColumn(order_by=("sort_state", "fqdn"), empty_values=())
+    days_behind = tables.Column(verbose_name="Days behind", order_by=("sort_days", "fqdn"), default="—")
+    install = tables.Column(verbose_name="Install next", orderable=False, empty_values=(None, {}))
+    cluster = tables.Column(accessor="cluster_membership__cluster__name", verbose_name="Cluster", orderable=False)
+    tags = tables.Column(accessor="pk", verbose_name="Tags", orderable=False)
+
+    class Meta:
+        order_by = ("-days_behind",)
+        attrs = {"class": "table table-sm table-hover align-middle", "id": "servers"}
+        row_attrs = {"data-fqdn": lambda record: record.fqdn}
+
+    def render_roles(self, value):
+        return roles_text(value)
+
+    def render_runs(self, value):
+        return level_text(value)
+
+    def render_install(self, value):
+        return " ".join(filter(None, [value.get("name"), f"({value['kb']})" if value.get("kb") else None]))
+
+    def render_tags(self, record):
+        return ", ".join(tag.name for tag in record.tags.all())
+
+    def value_tags(self, record):
+        return self.render_tags(record)
+
+
+class ResultTable(tables.Table):
+    """Servers of one scan as results (dashboard panels, who lacks an update)."""
+
+    fqdn = tables.Column(
+        accessor="server__fqdn", verbose_name="FQDN", linkify=lambda record: server_url(record.server.fqdn)
+    )
+    site = tables.Column(accessor="server__site__name", verbose_name="Site", default="—")
+    runs = tables.Column(accessor="verdict__current", verbose_name="Runs", empty_values=(None, {}))
+    state = StateColumn()
+    days_behind = tables.Column(accessor="verdict__days_behind", verbose_name="Days behind", default="—")
+
+    class Meta:
+        orderable = False
+        attrs = {"class": "table table-sm table-hover align-middle"}
+
+    def render_runs(self, value):
+        return level_text(value)
+
+
+class FixLackingTable(tables.Table):
+    """Servers of a fix query (rows as dictionaries: fqdn, site, current, state, why)."""
+
+    fqdn = tables.Column(verbose_name="FQDN", linkify=lambda record: server_url(record["fqdn"]))
+    site = tables.Column(default="—")
+    current = tables.Column(verbose_name="Runs", empty_values=(None, {}))
+    state = StateColumn(empty_values=())
+    why = tables.Column(verbose_name="Why")
+
+    class Meta:
+        orderable = False
+        attrs = {"class": "table table-sm table-hover align-middle"}
+
+    def render_current(self, value):
+        return level_text(value)
