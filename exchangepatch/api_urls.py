@@ -1,14 +1,16 @@
 """The /api/v1/ routes."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 import exchangepatch.schema  # noqa: F401  (registers the token scheme with drf-spectacular)
+from exchangepatch.api_root import ApiRootView
 from inventory.api import views as inventory
 from kb.api import views as kb
 
 router = DefaultRouter()
+router.APIRootView = ApiRootView  # lists every endpoint, not only the registered resources
 router.register("servers", inventory.ServerViewSet, basename="server")
 router.register("sites", inventory.SiteViewSet, basename="site")
 router.register("clusters", inventory.ClusterViewSet, basename="cluster")
@@ -29,5 +31,6 @@ urlpatterns = [
     path("changes/", inventory.ChangesView.as_view(), name="changes"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("", include(router.urls)),
 ]

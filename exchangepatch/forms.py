@@ -19,3 +19,12 @@ class PortalFilterSet:
                 css = "form-control form-control-sm"
             widget.attrs.setdefault("class", css)
         return form
+
+
+class InvalidFilterAnswers400:
+    """Mixin for FilterViews: a filter or search that does not validate answers with the page, its message and 400."""
+
+    def render_to_response(self, context, **kwargs):
+        if self.filterset.is_bound and not self.filterset.is_valid():
+            kwargs["status"] = 400
+        return super().render_to_response(context, **kwargs)

@@ -31,7 +31,7 @@ PRODUCT_KEYS = {info.name: key for key, info in PRODUCTS.items()}
 
 def servers_url(**params) -> str:
     query = urlencode({key: value for key, value in params.items() if value not in (None, "")})
-    return reverse("server-list") + (f"?{query}" if query else "")
+    return reverse("inventory:servers") + (f"?{query}" if query else "")
 
 
 @login_required

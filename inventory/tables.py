@@ -12,7 +12,7 @@ ROLE_LABELS = dict(Role.choices)
 
 
 def server_url(fqdn: str) -> str:
-    return reverse("server-detail", args=[fqdn])
+    return reverse("inventory:server", args=[fqdn])
 
 
 def roles_text(roles: str | list | tuple) -> str:
@@ -75,6 +75,7 @@ class ResultTable(tables.Table):
     runs = tables.Column(accessor="verdict__current", verbose_name="Runs", empty_values=(None, {}))
     state = StateColumn()
     days_behind = tables.Column(accessor="verdict__days_behind", verbose_name="Days behind", default="—")
+    why = tables.Column(accessor="verdict__reasons", verbose_name="Why", empty_values=(None, []))
 
     class Meta:
         orderable = False
@@ -82,6 +83,9 @@ class ResultTable(tables.Table):
 
     def render_runs(self, value):
         return level_text(value)
+
+    def render_why(self, value):
+        return "; ".join(value)
 
 
 class FixLackingTable(tables.Table):

@@ -12,8 +12,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
-from django_tables2.export import ExportMixin
+from django_tables2.export import ExportMixin, TableExport
 
+from exchangepatch.forms import InvalidFilterAnswers400
 from exchangepatch.paging import InvalidPageError, KeysetPaginator
 from inventory.filters import ServerListFilter
 from inventory.formats import render_plan, render_rollout
@@ -42,7 +43,7 @@ def text_download(body: str, export: str, name: str) -> HttpResponse:
     return response
 
 
-class ServerListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterView):
+class ServerListView(LoginRequiredMixin, InvalidFilterAnswers400, ExportMixin, SingleTableMixin, FilterView):
     """Filters and search over every server with its latest verdict; keyset pages; `?_export=csv` exports all."""
 
     table_class = ServerTable
@@ -73,11 +74,6 @@ class ServerListView(LoginRequiredMixin, ExportMixin, SingleTableMixin, FilterVi
             table.paginate(KeysetPaginator, settings.EXCHANGEPATCH_PAGE_SIZE, "")
         return table
 
-    def render_to_response(self, context, **kwargs):
-        # A search that is not a valid KB or build is answered with the page and its message, as a 400.
-        status = 400 if self.filterset.is_bound and not self.filterset.is_valid() else 200
-        return super().render_to_response(context, status=status, **kwargs)
-
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         search = self.filterset.form.cleaned_data.get("q") if self.filterset.is_valid() else None
@@ -99,12 +95,10 @@ def server_page(request, fqdn: str):
     export = request.GET.get("export")
     if plan is not None and export in EXPORTS:
         return text_download(render_plan(plan, export), export, f"plan-{detail.server.fqdn}")
-    return render(
-        request,
-        "inventory/server_detail.html",
-        {"detail": detail, "server": detail.server, "result": detail.result, "plan": plan, "plan_error": plan_error,
-         "target": target or "", "now": timezone.now()},
-    )  # fmt: skip
+    context = {"detail": detail, "server": detail.server, "result": detail.result, "plan": plan,
+               "plan_error": plan_error, "target": target or "", "now": timezone.now()}  # fmt: skip
+    # A target that cannot be planned is bad input (400); a server that cannot be planned at all is not.
+    return render(request, "inventory/server_detail.html", context, status=400 if plan_error and target else 200)
 
 
 @login_required
@@ -119,6 +113,12 @@ def who_lacks(request):
             context |= {"error": f"kb: {error}", "status": 400}
         else:
             context |= _lacking(request, kb)
+    export = request.GET.get("_export")
+    if TableExport.is_valid_format(export):
+        tables = dict(context.get("fix_tables", []) + context.get("update_tables", []))
+        table = next((t for t in tables.values() if t.prefix == request.GET.get("_table")), None)
+        if table is not None:
+            return TableExport(export, table).response(f"{context['kb']}-{table.prefix.strip('-')}.{export}")
     return render(request, "inventory/who_lacks.html", context, status=context["status"])
 
 
@@ -128,7 +128,7 @@ def _lacking(request, kb: str) -> dict:
     update = update_status(scan, kb=kb) if scan else None
     context = {"kb": kb, "scan": scan, "fix": fix, "update": update}
     if fix is None and update is None:
-        context["error"] = f"{kb} is neither a fix nor an update in the catalog"
+        context |= {"error": f"{kb} is neither a fix nor an update in the catalog", "status": 404}
         return context
     config = RequestConfig(request, paginate={"per_page": settings.EXCHANGEPATCH_PAGE_SIZE})
     if fix is not None:

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 
 def update_url(kb: str) -> str | None:
-    return reverse("catalog-update", args=[kb]) if kb else None
+    return reverse("kb:update", args=[kb]) if kb else None
 
 
 class UpdateTable(tables.Table):
@@ -38,7 +38,7 @@ class UpdateTable(tables.Table):
         count = self.needed_by.get(record.kb, 0)
         if not count:
             return "0 servers"
-        url = reverse("server-list") + f"?needs={record.kb}"
+        url = reverse("inventory:servers") + f"?needs={record.kb}"
         return format_html('<a href="{}">{} server{}</a>', url, f"{count:,}", "" if count == 1 else "s")
 
     def value_needed_by(self, record):
@@ -46,7 +46,7 @@ class UpdateTable(tables.Table):
 
 
 class FixTable(tables.Table):
-    kb = tables.Column(verbose_name="KB", linkify=lambda record: reverse("who-lacks") + f"?kb={record.kb}")
+    kb = tables.Column(verbose_name="KB", linkify=lambda record: reverse("inventory:who-lacks") + f"?kb={record.kb}")
     title = tables.Column()
     carried_by = tables.Column(accessor="pk", verbose_name="Carried by", orderable=False)
 

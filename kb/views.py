@@ -12,7 +12,7 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin, SingleTableView
 from django_tables2.export import ExportMixin
 
-from exchangepatch.forms import PortalFilterSet
+from exchangepatch.forms import InvalidFilterAnswers400, PortalFilterSet
 from inventory.selectors import scan_latest, updates_needed_counts
 from kb.choices import UpdateKind
 from kb.engine.catalog import InvalidKBError, normalize_kb
@@ -39,7 +39,7 @@ class CatalogPage(LoginRequiredMixin, ExportMixin, SingleTableMixin):
     table_pagination = {"per_page": 100}
 
 
-class UpdateListView(CatalogPage, FilterView):
+class UpdateListView(InvalidFilterAnswers400, CatalogPage, FilterView):
     table_class = UpdateTable
     filterset_class = UpdateFilter
     template_name = "kb/updates.html"
