@@ -1,8 +1,15 @@
 """Admin for the inventory: servers, sites, clusters, maintenance windows, waivers; scans and the feed read-only."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
+from django.template.response import TemplateResponse
+from django.utils import timezone
 
+from exchangepatch.admin_actions import export_as_csv
+from exchangepatch.templatetags.portal import level_text, state_badge
+from inventory.api.filters import ServerFilter
+from inventory.choices import State, WaiverTarget
 from inventory.models import (
     ApiToken,
     Change,
@@ -17,6 +24,14 @@ from inventory.models import (
     Tag,
     Waiver,
 )
+from inventory.selectors import scan_latest, verdict_ids_missing
+from inventory.services import scan_start, waiver_save
+from kb.engine.builds import PRODUCTS, InvalidBuildError, parse_reported_build
+from kb.engine.catalog import InvalidKBError, normalize_kb
+from kb.models import Level
+
+# Every list in the admin can export its selected rows as CSV.
+admin.site.add_action(export_as_csv, "export_as_csv")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -35,6 +50,73 @@ class ClusterMemberInline(admin.TabularInline):
     autocomplete_fields = ("server",)
 
 
+class LatestStateFilter(admin.SimpleListFilter):
+    title = "state (latest scan)"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [*State.choices, ("none", "Not scanned yet")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(latest_state__isnull=True)
+        return queryset.filter(latest_state=self.value()) if self.value() else queryset
+
+
+class ProductFilter(admin.SimpleListFilter):
+    """By the build's product, as the API's `product` filter (ranges of the build columns)."""
+
+    title = "product"
+    parameter_name = "product"
+
+    def lookups(self, request, model_admin):
+        return [(key, info.name) for key, info in PRODUCTS.items()]
+
+    def queryset(self, request, queryset):
+        return ServerFilter({"product": self.value()}, queryset=queryset).qs if self.value() else queryset
+
+
+class LevelFilter(admin.SimpleListFilter):
+    """By the build's level (RTM, SP or CU), as the API's `product` and `level` filters together."""
+
+    title = "level"
+    parameter_name = "level"
+
+    def lookups(self, request, model_admin):
+        levels = Level.objects.select_related("product").order_by("product__sort_order", "build_number")
+        product = request.GET.get("product")
+        if product:
+            levels = levels.filter(product__key=product)
+        return [(f"{level.product.key}:{level.name}", str(level)) for level in levels]
+
+    def queryset(self, request, queryset):
+        if not self.value() or ":" not in self.value():
+            return queryset
+        product, level = self.value().split(":", 1)
+        return ServerFilter({"product": product, "level": level}, queryset=queryset).qs
+
+
+class WaiverForSelectedForm(forms.Form):
+    target_kind = forms.ChoiceField(choices=WaiverTarget.choices, initial=WaiverTarget.UPDATE)
+    target_kb = forms.CharField(label="KB", help_text="of the update or the fix, e.g. KB5036386")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    approver = forms.CharField(max_length=200)
+    ticket = forms.CharField(max_length=100, required=False)
+    expires_at = forms.DateTimeField(help_text="YYYY-MM-DD HH:MM")
+
+    def clean_target_kb(self):
+        try:
+            return normalize_kb(self.cleaned_data["target_kb"])
+        except InvalidKBError as error:
+            raise forms.ValidationError(str(error)) from None
+
+    def clean_expires_at(self):
+        value = self.cleaned_data["expires_at"]
+        if value <= timezone.now():
+            raise forms.ValidationError("must be in the future: a waiver that has expired covers nothing")
+        return value
+
+
 @admin.register(Server)
 class ServerAdmin(admin.ModelAdmin):
     list_display = (
@@ -42,14 +124,27 @@ class ServerAdmin(admin.ModelAdmin):
         "site",
         "roles",
         "reported_build",
-        "build_source",
+        "runs",
         "latest_state",
+        "days_behind",
         "environment",
         "last_updated",
     )
-    list_filter = ("organisation", "site", "build_source", "environment", "is_forefront_installed", "tags")
+    list_filter = (
+        LatestStateFilter,
+        ProductFilter,
+        LevelFilter,
+        "organisation",
+        "site",
+        "build_source",
+        "environment",
+        "is_forefront_installed",
+        "tags",
+    )
     search_fields = ("fqdn", "name", "reported_build", "owner")
+    search_help_text = "FQDN, name, owner; a build in any form; or a KB (the servers that need it)"
     list_select_related = ("site", "organisation")
+    actions = ("rescan", "add_waiver")
     autocomplete_fields = ("site",)
     filter_horizontal = ("tags",)
     readonly_fields = (
@@ -64,12 +159,80 @@ class ServerAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         latest = ScanRun.objects.filter(status="succeeded").order_by("-pk").values("pk")[:1]
-        state = ServerResult.objects.filter(scan_id=Subquery(latest), server=OuterRef("pk")).values("state")[:1]
-        return super().get_queryset(request).annotate(latest_state=Subquery(state))
+        result = ServerResult.objects.filter(scan_id=Subquery(latest), server=OuterRef("pk"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                latest_state=Subquery(result.values("state")[:1]),
+                latest_current=Subquery(result.values("verdict__current")[:1]),
+                latest_days_behind=Subquery(result.values("verdict__days_behind")[:1]),
+            )
+        )
 
     @admin.display(description="state (latest scan)", ordering="latest_state")
     def latest_state(self, obj):
-        return obj.latest_state or "—"
+        return state_badge(obj.latest_state)
+
+    @admin.display(description="runs")
+    def runs(self, obj):
+        return level_text(obj.latest_current) or "—"
+
+    @admin.display(description="days behind", ordering="latest_days_behind")
+    def days_behind(self, obj):
+        return "—" if obj.latest_days_behind is None else obj.latest_days_behind
+
+    def get_search_results(self, request, queryset, search_term):
+        """A build in any form finds the servers reporting it; a KB finds the servers that need it."""
+        term = search_term.strip()
+        try:
+            kb = normalize_kb(term)
+        except InvalidKBError:
+            kb = None
+        if kb is not None:
+            scan = scan_latest()
+            ids = verdict_ids_missing(scan, kb=kb) if scan else []
+            return queryset.filter(
+                pk__in=ServerResult.objects.filter(scan=scan, verdict_id__in=ids).values("server_id")
+            ), False
+        try:
+            build = parse_reported_build(term).build
+        except InvalidBuildError:
+            return super().get_search_results(request, queryset, search_term)
+        exact = queryset.filter(build_major=build.major, build_minor=build.minor, build_number=build.build,
+                                build_revision=build.revision)  # fmt: skip
+        return exact, False
+
+    @admin.action(description="Rescan (starts a scan of the estate; verdicts are per scan)")
+    def rescan(self, request, queryset):
+        scan = scan_start()
+        self.message_user(
+            request,
+            f"Scan {scan.pk} started: it computes the verdicts of every server, the {queryset.count()} selected "
+            "included. The dashboard and the lists show them when it succeeds.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Add a waiver for the selected servers")
+    def add_waiver(self, request, queryset):
+        form = WaiverForSelectedForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            servers = list(queryset)
+            for server in servers:
+                waiver_save(Waiver(server=server, **form.cleaned_data), is_new=True)
+            data = form.cleaned_data
+            self.message_user(request, f"{data['target_kb']} waived for {len(servers)} server(s) until "
+                              f"{data['expires_at']:%Y-%m-%d}.", messages.SUCCESS)  # fmt: skip
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add a waiver for the selected servers",
+            "form": form,
+            "servers": queryset,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/inventory/server/add_waiver.html", context)
 
 
 @admin.register(Site)
@@ -113,16 +276,27 @@ class WaiverAdmin(admin.ModelAdmin):
 
 @admin.register(ScanRun)
 class ScanRunAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "status", "as_of", "server_count", "distinct_count", "newly_noncompliant", "finished_at")
+    list_display = (
+        "pk", "status", "as_of", "server_count", "distinct_count", "newly_noncompliant", "states", "finished_at",
+    )  # fmt: skip
     list_filter = ("status",)
+
+    @admin.display(description="servers per state")
+    def states(self, obj):
+        labels = dict(State.choices)
+        return "; ".join(f"{labels.get(state, state)}: {count}" for state, count in (obj.counts or {}).items())
 
 
 @admin.register(ServerResult)
 class ServerResultAdmin(ReadOnlyAdmin):
-    list_display = ("server", "scan", "state", "is_newly_noncompliant", "waiver")
+    list_display = ("server", "scan", "state_label", "is_newly_noncompliant", "waiver")
     list_filter = ("state", "is_newly_noncompliant")
     search_fields = ("server__fqdn",)
     list_select_related = ("server", "scan", "waiver")
+
+    @admin.display(description="state", ordering="state")
+    def state_label(self, obj):
+        return state_badge(obj.state)
 
 
 @admin.register(Change)

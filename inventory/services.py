@@ -334,6 +334,15 @@ def scan_run_execute(*, scan_id: int | None = None, as_of: date | None = None) -
     return scan
 
 
+def scan_start() -> ScanRun:
+    """Create a pending scan and hand it to the worker once the transaction commits (at once when Celery is eager)."""
+    from inventory.tasks import scan_run_task  # the task module imports this one
+
+    scan = ScanRun.objects.create()
+    transaction.on_commit(lambda: scan_run_task.delay(scan.pk))
+    return scan
+
+
 def _scan_compute_and_write(scan: ScanRun, on: date) -> None:
     catalog, rules = catalog_get(), rules_get()
     rows = server_rows()
