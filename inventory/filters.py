@@ -79,9 +79,8 @@ class ServerListFilter(PortalFilterSet, django_filters.FilterSet):
     )
     tag = django_filters.CharFilter(label="Tag", field_name="tags__name", lookup_expr="iexact")
     needs = django_filters.CharFilter(label="Needs KB", method="filter_needs")
-    newly = django_filters.BooleanFilter(
-        label="Newly non-compliant", field_name="latest__is_newly_noncompliant", widget=forms.CheckboxInput
-    )
+    # Checkboxes: unticked means "do not filter", never "only the false ones".
+    newly = django_filters.BooleanFilter(label="Newly non-compliant", method="filter_newly", widget=forms.CheckboxInput)
     overdue = django_filters.BooleanFilter(label="Overdue", method="filter_overdue", widget=forms.CheckboxInput)
 
     class Meta:
@@ -125,6 +124,9 @@ class ServerListFilter(PortalFilterSet, django_filters.FilterSet):
         if self.scan is None:
             return queryset.none()
         return queryset.filter(verdict_id__in=verdict_ids_missing(self.scan, kb=kb))
+
+    def filter_newly(self, queryset, name, value):
+        return queryset.filter(latest__is_newly_noncompliant=True) if value else queryset
 
     def filter_overdue(self, queryset, name, value):
         if not value:

@@ -323,7 +323,7 @@ def servers_with_verdicts(scan: ScanRun | None) -> QuerySet[Server]:
             current=Value(None, output_field=JSONField()),
             install=Value(None, output_field=JSONField()),
             verdict_id=Value(None, output_field=IntegerField()),
-            sort_days=Value(-1),
+            sort_days=Value(-1, output_field=IntegerField()),
             sort_state=Value(""),
             sort_site=Coalesce("site__name", Value("")),
         )
@@ -334,7 +334,8 @@ def servers_with_verdicts(scan: ScanRun | None) -> QuerySet[Server]:
         current=F("latest__verdict__current"),
         install=F("latest__verdict__install"),
         verdict_id=F("latest__verdict_id"),
-        sort_days=Coalesce("latest__verdict__days_behind", Value(-1)),
+        # A plain integer: on a positive-integer field Django answers a lookup of -1 with no rows at all.
+        sort_days=Coalesce("latest__verdict__days_behind", Value(-1), output_field=IntegerField()),
         sort_state=Coalesce("latest__state", Value("")),
         sort_site=Coalesce("site__name", Value("")),
     )
