@@ -29,7 +29,8 @@ def invented_estate(count: int, *, offset: int = 0, variety: int = 1) -> None:
     from inventory.services import server_upsert_many
     from kb.models import Update
 
-    builds = list(Update.objects.order_by("pk").values_list("build", flat=True)[: 40 * variety])
+    every = list(Update.objects.order_by("pk").values_list("build", flat=True))
+    builds = every[:: max(1, len(every) // (40 * variety))]  # spread over every product and level
     records = []
     for index in range(offset, offset + count):
         item = {
