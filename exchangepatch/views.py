@@ -61,7 +61,15 @@ def dashboard(request):
         "compliant": compliant,
         "compliant_percent": round(100 * compliant / summary["servers"], 1) if summary["servers"] else None,
         "levels": levels,
-        "needed": [{**row, "titles": titles.get(row["kb"], []), "url": servers_url(needs=row["kb"])} for row in needed],
+        "needed": [
+            {
+                **row,
+                "titles": titles.get(row["kb"], []),
+                "url": servers_url(needs=row["kb"]),
+                "install_url": servers_url(installs=row["kb"]),
+            }
+            for row in needed
+        ],
         "overdue": results_overdue(scan, limit=PANEL_ROWS) if scan else [],
         "overdue_url": servers_url(overdue="true"),
         "newly": results_newly_noncompliant(scan, limit=PANEL_ROWS) if scan else [],

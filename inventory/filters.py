@@ -51,13 +51,19 @@ class ServerSearchForm(forms.Form):
         return Search.parse(text) if text else None
 
     def clean_needs(self):
-        text = self.cleaned_data.get("needs")
-        if not text:
-            return None
-        try:
-            return normalize_kb(text)
-        except InvalidKBError as error:
-            raise forms.ValidationError(str(error)) from None
+        return _kb_or_none(self.cleaned_data.get("needs"))
+
+    def clean_installs(self):
+        return _kb_or_none(self.cleaned_data.get("installs"))
+
+
+def _kb_or_none(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return normalize_kb(text)
+    except InvalidKBError as error:
+        raise forms.ValidationError(str(error)) from None
 
 
 class ServerListFilter(PortalFilterSet, django_filters.FilterSet):
@@ -79,6 +85,7 @@ class ServerListFilter(PortalFilterSet, django_filters.FilterSet):
     )
     tag = django_filters.CharFilter(label="Tag", field_name="tags__name", lookup_expr="iexact")
     needs = django_filters.CharFilter(label="Needs KB", method="filter_needs")
+    installs = django_filters.CharFilter(label="Installs next", method="filter_installs")
     # Checkboxes: unticked means "do not filter", never "only the false ones".
     newly = django_filters.BooleanFilter(label="Newly non-compliant", method="filter_newly", widget=forms.CheckboxInput)
     overdue = django_filters.BooleanFilter(label="Overdue", method="filter_overdue", widget=forms.CheckboxInput)
@@ -124,6 +131,13 @@ class ServerListFilter(PortalFilterSet, django_filters.FilterSet):
         if self.scan is None:
             return queryset.none()
         return queryset.filter(verdict_id__in=verdict_ids_missing(self.scan, kb=kb))
+
+    def filter_installs(self, queryset, name, kb: str | None):
+        if not kb:
+            return queryset
+        if self.scan is None:
+            return queryset.none()
+        return queryset.filter(verdict_id__in=verdict_ids_missing(self.scan, kb=kb, install_only=True))
 
     def filter_newly(self, queryset, name, value):
         return queryset.filter(latest__is_newly_noncompliant=True) if value else queryset

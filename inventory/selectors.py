@@ -271,25 +271,36 @@ def compliance_trend(*, limit: int = 30) -> list[dict]:
 
 
 def updates_needed_counts(scan: ScanRun, *, limit: int | None = None) -> list[dict]:
-    """Per update KB: how many servers of the scan miss it, most needed first, without loading any server.
+    """Per update KB: how many servers of the scan miss it and for how many it is the one to install next (the
+    newest of what they miss: cumulative updates make the others unnecessary). Most installs first.
 
     Two queries whatever the estate: servers per verdict (grouped in SQL), then the scan's distinct verdicts.
     """
     per_verdict = dict(
         ServerResult.objects.filter(scan=scan).values_list("verdict_id").annotate(n=Count("pk")).order_by()
     )
-    needed: Counter = Counter()
-    for verdict_id, missing in ScanVerdict.objects.filter(scan=scan).values_list("pk", "missing_updates"):
-        for kb in missing or ():
-            needed[kb] += per_verdict.get(verdict_id, 0)
-    ranked = sorted(((kb, n) for kb, n in needed.items() if n), key=lambda item: (-item[1], item[0]))
-    return [{"kb": kb, "server_count": count} for kb, count in ranked[:limit]]
+    missing: Counter = Counter()
+    installs: Counter = Counter()
+    for verdict_id, kbs, install in ScanVerdict.objects.filter(scan=scan).values_list(
+        "pk", "missing_updates", "install"
+    ):
+        servers = per_verdict.get(verdict_id, 0)
+        for kb in kbs or ():
+            missing[kb] += servers
+        if install and install.get("kb"):
+            installs[install["kb"]] += servers
+    ranked = sorted((kb for kb in missing | installs if missing[kb] or installs[kb]),
+                    key=lambda kb: (-installs[kb], -missing[kb], kb))  # fmt: skip
+    return [{"kb": kb, "server_count": missing[kb], "install_count": installs[kb]} for kb in ranked[:limit]]
 
 
-def verdict_ids_missing(scan: ScanRun, *, kb: str) -> list[int]:
-    """The scan's verdicts that miss an update (a KB), read over its distinct verdicts (one query)."""
-    rows = ScanVerdict.objects.filter(scan=scan).values_list("pk", "missing_updates")
-    return [pk for pk, missing in rows if kb in (missing or ())]
+def verdict_ids_missing(scan: ScanRun, *, kb: str, install_only: bool = False) -> list[int]:
+    """The scan's verdicts that miss an update (a KB), or whose update to install next it is; read over its
+    distinct verdicts (one query)."""
+    rows = ScanVerdict.objects.filter(scan=scan).values_list("pk", "missing_updates", "install")
+    if install_only:
+        return [pk for pk, _, install in rows if install and install.get("kb") == kb]
+    return [pk for pk, missing, _ in rows if kb in (missing or ())]
 
 
 def results_overdue(scan: ScanRun, *, limit: int) -> list[ServerResult]:
@@ -377,7 +388,7 @@ def server_detail(fqdn: str, *, history: int = 30) -> ServerDetail | None:
         return None
     scan = scan_latest()
     result = (
-        ServerResult.objects.filter(scan=scan, server=server).select_related("verdict", "waiver").first()
+        ServerResult.objects.filter(scan=scan, server=server).select_related("scan", "verdict", "waiver").first()
         if scan
         else None
     )
@@ -389,7 +400,7 @@ def server_detail(fqdn: str, *, history: int = 30) -> ServerDetail | None:
         form = None
     missing_kbs = list(result.verdict.missing_updates) if result else []
     install_kb = (result.verdict.install or {}).get("kb") if result else None
-    titles = update_titles(missing_kbs)
+    titles = update_titles(missing_kbs, product=info["product"])
     missing_updates = [{"kb": kb, "titles": titles.get(kb, []), "is_install": kb == install_kb} for kb in missing_kbs]
     # The waivers that can cover it: its own, its site's and the estate-wide ones, expired ones included.
     scope = Q(server=server) | Q(server__isnull=True, site__isnull=True)

@@ -94,10 +94,12 @@ def catalog_age(sources: list[CatalogSource], *, on: date) -> int | None:
     return (on - max(dates)).days if dates else None
 
 
-def update_titles(kbs: list[str]) -> dict[str, list[str]]:
-    """KB → titles of the catalog rows with that KB ("Exchange Server 2019 CU14 Mar24SU"), one query."""
+def update_titles(kbs: list[str], *, product: str | None = None) -> dict[str, list[str]]:
+    """KB → titles of the catalog rows with that KB ("Exchange Server 2019 CU14 Mar24SU"), of one product (by its
+    name) if given: an SU's KB is shared by the CUs, and sometimes the versions, it was released for. One query."""
     titles: dict[str, list[str]] = {}
-    for update in Update.objects.filter(kb__in=kbs).select_related("product", "level__product"):
+    updates = Update.objects.filter(kb__in=kbs).select_related("product", "level__product")
+    for update in updates.filter(product__name=product) if product else updates:
         titles.setdefault(update.kb, []).append(str(update))
     return {kb: sorted(names) for kb, names in titles.items()}
 

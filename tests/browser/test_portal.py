@@ -66,7 +66,7 @@ def test_a_chart_bar_opens_the_servers_behind_it(page, estate):
 def test_a_table_link_and_a_kb_search(page, estate):
     log_in(page, estate.url)
     page.locator("#needed-table tbody tr").first.locator("a[data-count]").click()
-    page.wait_for_url("**/servers/?needs=KB5037224")
+    page.wait_for_url("**/servers/?installs=KB5037224")
     assert page.locator("tr[data-fqdn]").count() == 4
 
     page.fill("input[name=q] >> nth=0", "kb5036386")

@@ -74,7 +74,13 @@ def test_dashboard_panels_link_to_the_servers_behind_them(portal, demo):
     context = portal.get("/").context
 
     needed = context["needed"][0]
-    assert (needed["kb"], needed["server_count"], needed["url"]) == ("KB5037224", 4, "/servers/?needs=KB5037224")
+    assert (needed["kb"], needed["install_count"], needed["server_count"]) == ("KB5037224", 4, 4)
+    assert (needed["url"], needed["install_url"]) == ("/servers/?needs=KB5037224", "/servers/?installs=KB5037224")
+    assert len(fqdns_listed(portal.get(needed["install_url"]))) == 4
+    rollup = next(
+        row for row in context["needed"] if row["kb"] == "KB2602324"
+    )  # 2007 SP3 RU5: superseded, not to install
+    assert (rollup["install_count"], rollup["server_count"]) == (0, 3)
     assert len(fqdns_listed(portal.get(needed["url"]))) == 4
     level = next(row for row in context["levels"] if row["label"] == "Exchange Server 2019 CU14")
     assert (level["count"], level["url"]) == (3, "/servers/?product=2019&level=CU14")
