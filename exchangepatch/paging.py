@@ -81,18 +81,25 @@ class KeysetPaginator:
 
     def page(self, token: str = "") -> KeysetPage:
         if not token:
-            rows = list(self.queryset[: self.per_page + 1])
+            rows = self._rows(self.queryset)
             return KeysetPage(rows[: self.per_page], self, has_next=len(rows) > self.per_page, has_previous=False)
         direction, values = self._decode(token)
         backward = direction == BACKWARD
         queryset = self.queryset.filter(self._after(values, backward=backward))
         if backward:
             queryset = queryset.order_by(*self._ordering(reverse=True))
-        rows = list(queryset[: self.per_page + 1])
+        rows = self._rows(queryset)
         more, rows = len(rows) > self.per_page, rows[: self.per_page]
         if backward:
             return KeysetPage(rows[::-1], self, has_next=True, has_previous=more)
         return KeysetPage(rows, self, has_next=more, has_previous=True)
+
+    def _rows(self, queryset) -> list:
+        """The page's rows in two queries: the keys of per_page + 1 rows first (narrow rows, the only joins those the
+        sort needs), then the full rows of those keys. Sorting 100,000 full-width rows to keep 101 cost seconds."""
+        ids = list(queryset.values_list("pk", flat=True)[: self.per_page + 1])
+        found = {row.pk: row for row in self.queryset.filter(pk__in=ids)}
+        return [found[pk] for pk in ids]
 
     def token(self, direction: str, row) -> str:
         values = [_value(row, name) for name, _ in self.keys]

@@ -21,13 +21,17 @@ def roles_text(roles: str | list | tuple) -> str:
 
 
 class StateColumn(tables.Column):
-    """A verdict state: a coloured label on the page, the label as text in the export."""
+    """A verdict state: a coloured label on the page, the label as text in the export. The raw value is read from
+    the record: for a model field with choices django-tables2 would hand over the label."""
 
-    def render(self, value):
-        return state_badge(value)
+    def render(self, record, bound_column):
+        return state_badge(self._state(record, bound_column))
 
-    def value(self, value):
-        return state_label(value)
+    def value(self, record, bound_column):
+        return state_label(self._state(record, bound_column))
+
+    def _state(self, record, bound_column):
+        return bound_column.accessor.resolve(record, quiet=True)
 
 
 class ServerTable(tables.Table):

@@ -14,8 +14,10 @@ def update_url(kb: str) -> str | None:
 class UpdateTable(tables.Table):
     """Catalog updates; `needed_by` (KB → servers of the latest scan missing it) is given by the view."""
 
-    product = tables.Column(accessor="product__name", order_by=("product__sort_order",))
-    level = tables.Column(accessor="level__name", order_by=("product__sort_order", "level__build_number"))
+    product = tables.Column(accessor="product__name", verbose_name="Product", order_by=("product__sort_order",))
+    level = tables.Column(
+        accessor="level__name", verbose_name="Level", order_by=("product__sort_order", "level__build_number")
+    )
     name = tables.Column(verbose_name="Update", default="(the level itself)")
     kind = tables.Column()
     build = tables.Column(order_by=("build_major", "build_minor", "build_number", "build_revision"))

@@ -290,6 +290,8 @@ def test_who_lacks_an_update(portal, demo):
         "mbx-ex19-02.contoso.example"
     ]
     assert [row.record.server.fqdn for row in tables["Cannot be told"].rows] == ["lab-unknown-01.contoso.example"]
+    assert 'data-state="excepted"' in response.content.decode()  # the state's own colour, not the label's
+    assert "Lacking the update (2)" in response.content.decode()
     exported = portal.get("/who-lacks/", {"kb": "KB5036386", "_export": "csv", "_table": "update-lacking-"})
     assert [row["FQDN"] for row in rows_of(exported)] == [
         "edge-ex19-01.contoso.example",
