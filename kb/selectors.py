@@ -10,7 +10,7 @@ from django.utils import timezone
 from kb.engine.builds import Build, parse_build
 from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport
 from kb.engine.rules import Rules
-from kb.models import Rule, Update
+from kb.models import Rule, Update, UpdateFix
 
 
 def today() -> date:
@@ -80,3 +80,13 @@ def rules_get() -> Rules:
         }
         for rule in rows
     )
+
+
+def fix_carriers() -> dict[str, list[CatalogEntry]]:
+    """Every fix's KB → the catalog entries of the updates that carry it (one query)."""
+    carriers: dict[str, list[CatalogEntry]] = {}
+    links = UpdateFix.objects.select_related("fix", "update__product", "update__level").order_by("fix__kb", "pk")
+    for link in links:
+        update = link.update
+        carriers.setdefault(link.fix.kb, []).append(entry_from_update(update, update.product.key, update.level.name))
+    return carriers
