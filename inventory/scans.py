@@ -56,16 +56,16 @@ def worker_name() -> str:
 
 def scan_active(*, scope: str = SCOPE_ESTATE) -> ScanRun | None:
     """The pending or running scan of the scope, if any."""
-    return ScanRun.objects.filter(scope=scope, status__in=(ScanStatus.PENDING, ScanStatus.RUNNING)).order_by("pk").first()
+    return (
+        ScanRun.objects.filter(scope=scope, status__in=(ScanStatus.PENDING, ScanStatus.RUNNING)).order_by("pk").first()
+    )
 
 
 def scan_request(
     *, trigger: str, levels: list | tuple = (), scope: str = SCOPE_ESTATE, as_of: date | None = None
 ) -> ScanRun:
     """A pending scan: the outbox row a task picks up. The caller dispatches it on commit."""
-    return ScanRun.objects.create(
-        scope=scope, trigger=trigger, levels=[list(pair) for pair in levels], as_of=as_of
-    )
+    return ScanRun.objects.create(scope=scope, trigger=trigger, levels=[list(pair) for pair in levels], as_of=as_of)
 
 
 def scan_start(*, scan_id: int, as_of: date | None = None) -> ScanRun:
@@ -96,8 +96,7 @@ def scan_start(*, scan_id: int, as_of: date | None = None) -> ScanRun:
             .first()
         )
         if scan.levels and (
-            scan.baseline_id is None
-            or ScanVerdict.objects.filter(scan_id=scan.baseline_id, facts_key="").exists()
+            scan.baseline_id is None or ScanVerdict.objects.filter(scan_id=scan.baseline_id, facts_key="").exists()
         ):
             scan.levels = []  # nothing to carry forward from: evaluate every server
         _verdicts_plan(scan)
@@ -132,9 +131,7 @@ def verdicts_ensure(scan: ScanRun, facts: list[ServerFacts], catalog, rules) -> 
         )
         carriers = fix_carriers()
         gaps = [
-            gap
-            for key, verdict in computed.items()
-            for gap in _gaps(scan.pk, created[key], verdict, carriers, catalog)
+            gap for key, verdict in computed.items() for gap in _gaps(scan.pk, created[key], verdict, carriers, catalog)
         ]
         VerdictGap.objects.bulk_create(gaps, batch_size=2000, ignore_conflicts=True)
         found |= created
@@ -147,7 +144,11 @@ def _gaps(scan_id: int, verdict_id: int, verdict: Verdict, carriers: dict, catal
     install = (verdict.install.kb or verdict.install.name) if verdict.install else None
     rows = {
         key: VerdictGap(
-            scan_id=scan_id, verdict_id=verdict_id, kind="update", kb=key, is_security=key in security,
+            scan_id=scan_id,
+            verdict_id=verdict_id,
+            kind="update",
+            kb=key,
+            is_security=key in security,
             is_install_target=key == install,
         )
         for key in (ref.kb or ref.name for ref in verdict.missing)
@@ -351,7 +352,7 @@ def scan_finish(*, scan_id: int) -> bool:
         if scan is None or ScanChunk.objects.filter(scan=scan, status=ChunkStatus.PENDING).exists():
             return False
         carried = _carry_forward(scan) if scan.levels and scan.baseline_id else 0
-        _tallies_write(scan)
+        tallies_write(scan)
         counts, deltas, servers = Counter(), Counter(), 0
         for state, delta, count in ScanTally.objects.filter(scan=scan).values_list("state", "delta", "server_count"):
             counts[state] += count
@@ -369,7 +370,7 @@ def scan_finish(*, scan_id: int) -> bool:
     return True
 
 
-def _tallies_write(scan: ScanRun) -> None:
+def tallies_write(scan: ScanRun) -> None:
     ScanTally.objects.filter(scan=scan).delete()
     rows = (
         ServerResult.objects.filter(scan=scan)

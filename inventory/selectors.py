@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import Prefetch, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -36,7 +37,9 @@ def server_rows(queryset: QuerySet[Server] | None = None, *, shared: dict | None
 
     `shared` (raw columns → facts) may be kept across calls, e.g. by every chunk of one scan in a worker."""
     queryset = Server.objects.all() if queryset is None else queryset
-    rows = queryset.order_by("pk").values_list("id", "fqdn", "site_id", *FACTS_COLUMNS, Cast("prerequisites", TextField()))
+    rows = queryset.order_by("pk").values_list(
+        "id", "fqdn", "site_id", *FACTS_COLUMNS, Cast("prerequisites", TextField())
+    )
     shared = {} if shared is None else shared
     result = []
     for pk, fqdn, site_id, *raw in rows:
@@ -218,3 +221,10 @@ def fix_status(kb: str, *, as_of=None) -> FixStatus | None:
         else:
             status.lacking.append(row.fqdn)
     return status
+
+
+def waivers_expired_since(*, since, now=None) -> int:
+    """How many waivers expired after `since` (the last run) and by `now`; with no `since`, in the last hour."""
+    now = now or timezone.now()
+    since = since or now - timedelta(hours=1)
+    return Waiver.objects.filter(expires_at__gt=since, expires_at__lte=now).count()

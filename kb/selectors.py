@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -10,7 +10,7 @@ from django.utils import timezone
 from kb.engine.builds import Build, parse_build
 from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport
 from kb.engine.rules import Rules
-from kb.models import Rule, Update, UpdateFix
+from kb.models import CatalogFeed, Rule, Update, UpdateFix
 
 
 def today() -> date:
@@ -90,3 +90,19 @@ def fix_carriers() -> dict[str, list[CatalogEntry]]:
         update = link.update
         carriers.setdefault(link.fix.kb, []).append(entry_from_update(update, update.product.key, update.level.name))
     return carriers
+
+
+def catalog_staleness(*, now=None) -> list[str]:
+    """A warning per configured source that could not be fetched for more than EXCHANGEPATCH_CATALOG_STALE_DAYS."""
+    now = now or timezone.now()
+    warnings = []
+    feeds = CatalogFeed.objects.filter(url__in=settings.EXCHANGEPATCH_CATALOG_SOURCES, failing_since__isnull=False)
+    for feed in feeds.order_by("url"):
+        quiet = now - feed.failing_since
+        if quiet > timedelta(days=settings.EXCHANGEPATCH_CATALOG_STALE_DAYS):
+            last = f"last success {feed.last_success_at:%Y-%m-%d}" if feed.last_success_at else "never fetched"
+            warnings.append(
+                f"catalog source {feed.url} could not be fetched for {quiet.days} days ({last}; "
+                f"last error: {feed.last_error})"
+            )
+    return warnings

@@ -16,303 +16,478 @@ def stuck_scans_fail(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inventory', '0003_alter_server_fqdn'),
+        ("inventory", "0003_alter_server_fqdn"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeliveryAttempt',
+            name="DeliveryAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveSmallIntegerField()),
-                ('at', models.DateTimeField()),
-                ('status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('duration_ms', models.PositiveIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveSmallIntegerField()),
+                ("at", models.DateTimeField()),
+                ("status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                ("duration_ms", models.PositiveIntegerField(default=0)),
             ],
             options={
-                'ordering': ('notification', 'number'),
+                "ordering": ("notification", "number"),
             },
         ),
         migrations.CreateModel(
-            name='JobRun',
+            name="JobRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('job', models.CharField(max_length=64)),
-                ('task_id', models.CharField(blank=True, max_length=64)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('skipped', 'Skipped')], default='running', max_length=16)),
-                ('detail', models.TextField(blank=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("job", models.CharField(max_length=64)),
+                ("task_id", models.CharField(blank=True, max_length=64)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("skipped", "Skipped"),
+                        ],
+                        default="running",
+                        max_length=16,
+                    ),
+                ),
+                ("detail", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ('-started_at', '-pk'),
+                "ordering": ("-started_at", "-pk"),
             },
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('scan_deltas', 'Servers whose state changed in a scan'), ('waivers_expiring', 'Waivers expiring soon'), ('digest', 'Daily digest')], max_length=20)),
-                ('key', models.CharField(help_text='What it is about, e.g. scan:12 or digest:2026-11-29', max_length=100)),
-                ('subject', models.CharField(max_length=300)),
-                ('payload', models.JSONField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('sent', 'Sent'), ('failed', 'Failed')], default='pending', max_length=8)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("scan_deltas", "Servers whose state changed in a scan"),
+                            ("waivers_expiring", "Waivers expiring soon"),
+                            ("digest", "Daily digest"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(help_text="What it is about, e.g. scan:12 or digest:2026-11-29", max_length=100),
+                ),
+                ("subject", models.CharField(max_length=300)),
+                ("payload", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("sent", "Sent"), ("failed", "Failed")],
+                        default="pending",
+                        max_length=8,
+                    ),
+                ),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ('-pk',),
+                "ordering": ("-pk",),
             },
         ),
         migrations.CreateModel(
-            name='ScanChunk',
+            name="ScanChunk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('first_server_id', models.BigIntegerField()),
-                ('last_server_id', models.BigIntegerField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done')], default='pending', max_length=8)),
-                ('server_count', models.PositiveIntegerField(default=0)),
-                ('worker', models.CharField(blank=True, help_text='Host and process that completed it', max_length=200)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("first_server_id", models.BigIntegerField()),
+                ("last_server_id", models.BigIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "Pending"), ("done", "Done")], default="pending", max_length=8
+                    ),
+                ),
+                ("server_count", models.PositiveIntegerField(default=0)),
+                (
+                    "worker",
+                    models.CharField(blank=True, help_text="Host and process that completed it", max_length=200),
+                ),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ('scan', 'number'),
+                "ordering": ("scan", "number"),
             },
         ),
         migrations.CreateModel(
-            name='ScanTally',
+            name="ScanTally",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('current', 'Current'), ('update_available', 'Update available'), ('security_update_missing', 'Security update missing'), ('unsupported_level', 'Unsupported level'), ('end_of_life', 'End of life'), ('rollup_unknown', 'Rollup level unknown'), ('unknown_build', 'Unknown build'), ('excepted', 'Excepted (waiver)')], max_length=32)),
-                ('delta', models.CharField(blank=True, choices=[('', 'No change'), ('newly_noncompliant', 'Newly non-compliant'), ('newly_compliant', 'Newly compliant'), ('newly_excepted', 'Newly excepted')], max_length=20)),
-                ('server_count', models.PositiveIntegerField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("current", "Current"),
+                            ("update_available", "Update available"),
+                            ("security_update_missing", "Security update missing"),
+                            ("unsupported_level", "Unsupported level"),
+                            ("end_of_life", "End of life"),
+                            ("rollup_unknown", "Rollup level unknown"),
+                            ("unknown_build", "Unknown build"),
+                            ("excepted", "Excepted (waiver)"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                (
+                    "delta",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "No change"),
+                            ("newly_noncompliant", "Newly non-compliant"),
+                            ("newly_compliant", "Newly compliant"),
+                            ("newly_excepted", "Newly excepted"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("server_count", models.PositiveIntegerField()),
             ],
             options={
-                'ordering': ('scan', 'verdict', 'state', 'delta'),
+                "ordering": ("scan", "verdict", "state", "delta"),
             },
         ),
         migrations.CreateModel(
-            name='Subscription',
+            name="Subscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('last_updated', models.DateTimeField(auto_now=True, db_index=True)),
-                ('name', models.CharField(max_length=100)),
-                ('channel', models.CharField(choices=[('email', 'E-mail'), ('webhook', 'Webhook')], max_length=8)),
-                ('target', models.CharField(help_text='E-mail addresses (comma-separated) or the webhook URL', max_length=1000)),
-                ('secret', models.CharField(blank=True, help_text='Webhook signing secret (whsec_…); generated when left empty', max_length=200)),
-                ('wants_deltas', models.BooleanField(default=True, help_text='Changes as they happen')),
-                ('wants_digest', models.BooleanField(default=True, help_text='The daily digest')),
-                ('is_enabled', models.BooleanField(default=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("last_updated", models.DateTimeField(auto_now=True, db_index=True)),
+                ("name", models.CharField(max_length=100)),
+                ("channel", models.CharField(choices=[("email", "E-mail"), ("webhook", "Webhook")], max_length=8)),
+                (
+                    "target",
+                    models.CharField(
+                        help_text="E-mail addresses (comma-separated) or the webhook URL", max_length=1000
+                    ),
+                ),
+                (
+                    "secret",
+                    models.CharField(
+                        blank=True,
+                        help_text="Webhook signing secret (whsec_…); generated when left empty",
+                        max_length=200,
+                    ),
+                ),
+                ("wants_deltas", models.BooleanField(default=True, help_text="Changes as they happen")),
+                ("wants_digest", models.BooleanField(default=True, help_text="The daily digest")),
+                ("is_enabled", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ('name', 'pk'),
+                "ordering": ("name", "pk"),
             },
         ),
         migrations.CreateModel(
-            name='VerdictGap',
+            name="VerdictGap",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('update', 'Update'), ('fix', 'Fix')], max_length=8)),
-                ('kb', models.CharField(help_text="The KB, or the update's name when it has none", max_length=32)),
-                ('is_security', models.BooleanField(default=False)),
-                ('is_install_target', models.BooleanField(default=False, help_text='The update the verdict says to install')),
-                ('is_known', models.BooleanField(default=True, help_text='False: the build cannot tell (AdminDisplayVersion)')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(choices=[("update", "Update"), ("fix", "Fix")], max_length=8)),
+                ("kb", models.CharField(help_text="The KB, or the update's name when it has none", max_length=32)),
+                ("is_security", models.BooleanField(default=False)),
+                (
+                    "is_install_target",
+                    models.BooleanField(default=False, help_text="The update the verdict says to install"),
+                ),
+                (
+                    "is_known",
+                    models.BooleanField(default=True, help_text="False: the build cannot tell (AdminDisplayVersion)"),
+                ),
             ],
             options={
-                'ordering': ('scan', 'verdict', 'kind', 'kb'),
+                "ordering": ("scan", "verdict", "kind", "kb"),
             },
         ),
         migrations.CreateModel(
-            name='WorkerHeartbeat',
+            name="WorkerHeartbeat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('hostname', models.CharField(max_length=255, unique=True)),
-                ('pid', models.PositiveIntegerField()),
-                ('started_at', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("hostname", models.CharField(max_length=255, unique=True)),
+                ("pid", models.PositiveIntegerField()),
+                ("started_at", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
             ],
             options={
-                'ordering': ('-last_seen',),
+                "ordering": ("-last_seen",),
             },
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='attempts',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Times it was dispatched, resumes included'),
+            model_name="scanrun",
+            name="attempts",
+            field=models.PositiveSmallIntegerField(default=0, help_text="Times it was dispatched, resumes included"),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='baseline',
-            field=models.ForeignKey(blank=True, help_text='The previous succeeded scan the deltas compare with', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='inventory.scanrun'),
+            model_name="scanrun",
+            name="baseline",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The previous succeeded scan the deltas compare with",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="inventory.scanrun",
+            ),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='carried_count',
-            field=models.PositiveIntegerField(default=0, help_text='Results carried forward by a recompute'),
+            model_name="scanrun",
+            name="carried_count",
+            field=models.PositiveIntegerField(default=0, help_text="Results carried forward by a recompute"),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='chunk_count',
+            model_name="scanrun",
+            name="chunk_count",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='chunks_done',
+            model_name="scanrun",
+            name="chunks_done",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='heartbeat_at',
-            field=models.DateTimeField(blank=True, help_text='Last sign of life from a worker', null=True),
+            model_name="scanrun",
+            name="heartbeat_at",
+            field=models.DateTimeField(blank=True, help_text="Last sign of life from a worker", null=True),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='levels',
-            field=models.JSONField(blank=True, default=list, help_text='A recompute: [[product, level], …] whose servers are evaluated again, the others carried forward from the baseline. Empty: every server'),
+            model_name="scanrun",
+            name="levels",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="A recompute: [[product, level], …] whose servers are evaluated again, the others carried forward from the baseline. Empty: every server",
+            ),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='newly_compliant',
+            model_name="scanrun",
+            name="newly_compliant",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='newly_excepted',
+            model_name="scanrun",
+            name="newly_excepted",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='scope',
-            field=models.CharField(default='estate', help_text='Lock key: two scans of one scope never run at the same time', max_length=64),
+            model_name="scanrun",
+            name="scope",
+            field=models.CharField(
+                default="estate", help_text="Lock key: two scans of one scope never run at the same time", max_length=64
+            ),
         ),
         migrations.AddField(
-            model_name='scanrun',
-            name='trigger',
-            field=models.CharField(choices=[('api', 'Started through the API'), ('command', 'Started by the scan command'), ('schedule', 'Started by the nightly schedule'), ('catalog', 'Recompute after a catalog refresh'), ('waivers', 'Recompute after waivers expired'), ('watchdog', 'Re-run of a scan that failed')], default='api', max_length=16),
+            model_name="scanrun",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("api", "Started through the API"),
+                    ("command", "Started by the scan command"),
+                    ("schedule", "Started by the nightly schedule"),
+                    ("catalog", "Recompute after a catalog refresh"),
+                    ("waivers", "Recompute after waivers expired"),
+                    ("watchdog", "Re-run of a scan that failed"),
+                ],
+                default="api",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='scanverdict',
-            name='facts_key',
-            field=models.CharField(blank=True, help_text='Digest of the facts; chunks of one scan share a verdict by it', max_length=40),
+            model_name="scanverdict",
+            name="facts_key",
+            field=models.CharField(
+                blank=True, help_text="Digest of the facts; chunks of one scan share a verdict by it", max_length=40
+            ),
         ),
         migrations.AddField(
-            model_name='scanverdict',
-            name='level',
-            field=models.CharField(blank=True, help_text='Resolved level, e.g. CU14', max_length=16),
+            model_name="scanverdict",
+            name="level",
+            field=models.CharField(blank=True, help_text="Resolved level, e.g. CU14", max_length=16),
         ),
         migrations.AddField(
-            model_name='scanverdict',
-            name='product',
-            field=models.CharField(blank=True, help_text='Product key of the resolved level, e.g. 2019', max_length=8),
+            model_name="scanverdict",
+            name="product",
+            field=models.CharField(blank=True, help_text="Product key of the resolved level, e.g. 2019", max_length=8),
         ),
         migrations.AddField(
-            model_name='serverresult',
-            name='delta',
-            field=models.CharField(blank=True, choices=[('', 'No change'), ('newly_noncompliant', 'Newly non-compliant'), ('newly_compliant', 'Newly compliant'), ('newly_excepted', 'Newly excepted')], default='', max_length=20),
+            model_name="serverresult",
+            name="delta",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "No change"),
+                    ("newly_noncompliant", "Newly non-compliant"),
+                    ("newly_compliant", "Newly compliant"),
+                    ("newly_excepted", "Newly excepted"),
+                ],
+                default="",
+                max_length=20,
+            ),
         ),
         migrations.RunPython(stuck_scans_fail, migrations.RunPython.noop),
         migrations.AddIndex(
-            model_name='scanrun',
-            index=models.Index(fields=['status', 'scope'], name='inventory_scan_status_idx'),
+            model_name="scanrun",
+            index=models.Index(fields=["status", "scope"], name="inventory_scan_status_idx"),
         ),
         migrations.AddIndex(
-            model_name='serverresult',
-            index=models.Index(condition=models.Q(('delta', ''), _negated=True), fields=['scan', 'delta'], name='inv_result_scan_delta_idx'),
+            model_name="serverresult",
+            index=models.Index(
+                condition=models.Q(("delta", ""), _negated=True),
+                fields=["scan", "delta"],
+                name="inv_result_scan_delta_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='scanrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('scope',), name='inventory_scan_one_running_per_scope'),
+            model_name="scanrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "running")),
+                fields=("scope",),
+                name="inventory_scan_one_running_per_scope",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='scanverdict',
-            constraint=models.UniqueConstraint(condition=models.Q(('facts_key', ''), _negated=True), fields=('scan', 'facts_key'), name='inventory_verdict_unique_scan_facts'),
+            model_name="scanverdict",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("facts_key", ""), _negated=True),
+                fields=("scan", "facts_key"),
+                name="inventory_verdict_unique_scan_facts",
+            ),
         ),
         migrations.AddIndex(
-            model_name='jobrun',
-            index=models.Index(fields=['job', '-started_at'], name='inventory_jobrun_job_idx'),
+            model_name="jobrun",
+            index=models.Index(fields=["job", "-started_at"], name="inventory_jobrun_job_idx"),
         ),
         migrations.AddField(
-            model_name='deliveryattempt',
-            name='notification',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='delivery_attempts', to='inventory.notification'),
+            model_name="deliveryattempt",
+            name="notification",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="delivery_attempts",
+                to="inventory.notification",
+            ),
         ),
         migrations.AddField(
-            model_name='scanchunk',
-            name='scan',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='inventory.scanrun'),
+            model_name="scanchunk",
+            name="scan",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="chunks", to="inventory.scanrun"
+            ),
         ),
         migrations.AddField(
-            model_name='scantally',
-            name='scan',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tallies', to='inventory.scanrun'),
+            model_name="scantally",
+            name="scan",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="tallies", to="inventory.scanrun"
+            ),
         ),
         migrations.AddField(
-            model_name='scantally',
-            name='verdict',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='inventory.scanverdict'),
+            model_name="scantally",
+            name="verdict",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="inventory.scanverdict",
+            ),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='organisation',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='inventory.organisation'),
+            model_name="subscription",
+            name="organisation",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="inventory.organisation",
+            ),
         ),
         migrations.AddField(
-            model_name='subscription',
-            name='site',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='inventory.site'),
+            model_name="subscription",
+            name="site",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="inventory.site",
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='subscription',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='inventory.subscription'),
+            model_name="notification",
+            name="subscription",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="notifications", to="inventory.subscription"
+            ),
         ),
         migrations.AddField(
-            model_name='verdictgap',
-            name='scan',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='inventory.scanrun'),
+            model_name="verdictgap",
+            name="scan",
+            field=models.ForeignKey(
+                db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name="+", to="inventory.scanrun"
+            ),
         ),
         migrations.AddField(
-            model_name='verdictgap',
-            name='verdict',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='gaps', to='inventory.scanverdict'),
+            model_name="verdictgap",
+            name="verdict",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="gaps",
+                to="inventory.scanverdict",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='deliveryattempt',
-            constraint=models.UniqueConstraint(fields=('notification', 'number'), name='inventory_attempt_unique_number'),
+            model_name="deliveryattempt",
+            constraint=models.UniqueConstraint(
+                fields=("notification", "number"), name="inventory_attempt_unique_number"
+            ),
         ),
         migrations.AddIndex(
-            model_name='scanchunk',
-            index=models.Index(fields=['scan', 'status'], name='inventory_chunk_status_idx'),
+            model_name="scanchunk",
+            index=models.Index(fields=["scan", "status"], name="inventory_chunk_status_idx"),
         ),
         migrations.AddConstraint(
-            model_name='scanchunk',
-            constraint=models.UniqueConstraint(fields=('scan', 'number'), name='inventory_chunk_unique_scan_number'),
+            model_name="scanchunk",
+            constraint=models.UniqueConstraint(fields=("scan", "number"), name="inventory_chunk_unique_scan_number"),
         ),
         migrations.AddConstraint(
-            model_name='subscription',
-            constraint=models.CheckConstraint(condition=models.Q(('organisation__isnull', True), ('site__isnull', True), _connector='OR'), name='inventory_subscription_one_scope'),
+            model_name="subscription",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("organisation__isnull", True), ("site__isnull", True), _connector="OR"),
+                name="inventory_subscription_one_scope",
+            ),
         ),
         migrations.AddIndex(
-            model_name='notification',
-            index=models.Index(fields=['status'], name='inventory_notification_st_idx'),
+            model_name="notification",
+            index=models.Index(fields=["status"], name="inventory_notification_st_idx"),
         ),
         migrations.AddConstraint(
-            model_name='notification',
-            constraint=models.UniqueConstraint(fields=('subscription', 'key'), name='inventory_notification_unique_key'),
+            model_name="notification",
+            constraint=models.UniqueConstraint(
+                fields=("subscription", "key"), name="inventory_notification_unique_key"
+            ),
         ),
         migrations.AddIndex(
-            model_name='verdictgap',
-            index=models.Index(fields=['scan', 'kind', 'kb'], name='inventory_gap_scan_kb_idx'),
+            model_name="verdictgap",
+            index=models.Index(fields=["scan", "kind", "kb"], name="inventory_gap_scan_kb_idx"),
         ),
         migrations.AddConstraint(
-            model_name='verdictgap',
-            constraint=models.UniqueConstraint(fields=('verdict', 'kind', 'kb'), name='inventory_gap_unique_verdict_kind_kb'),
+            model_name="verdictgap",
+            constraint=models.UniqueConstraint(
+                fields=("verdict", "kind", "kb"), name="inventory_gap_unique_verdict_kind_kb"
+            ),
         ),
     ]

@@ -5,66 +5,104 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('kb', '0001_initial'),
+        ("kb", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CatalogFeed',
+            name="CatalogFeed",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.CharField(max_length=1000, unique=True)),
-                ('last_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('failing_since', models.DateTimeField(blank=True, help_text='First failed fetch since the last success', null=True)),
-                ('consecutive_failures', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('last_sha256', models.CharField(blank=True, help_text='Of the last document imported', max_length=64)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("url", models.CharField(max_length=1000, unique=True)),
+                ("last_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "failing_since",
+                    models.DateTimeField(blank=True, help_text="First failed fetch since the last success", null=True),
+                ),
+                ("consecutive_failures", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("last_sha256", models.CharField(blank=True, help_text="Of the last document imported", max_length=64)),
             ],
             options={
-                'ordering': ('url',),
+                "ordering": ("url",),
             },
         ),
         migrations.CreateModel(
-            name='CatalogRefresh',
+            name="CatalogRefresh",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField()),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(help_text='changed, unchanged, failed or partial', max_length=16)),
-                ('sources', models.JSONField(default=list, help_text='[{url, status, detail, counts, sha256}]')),
-                ('created_count', models.PositiveIntegerField(default=0)),
-                ('updated_count', models.PositiveIntegerField(default=0)),
-                ('affected_levels', models.JSONField(default=list, help_text='[[product, level], …] the changes touch')),
-                ('scan_id', models.BigIntegerField(blank=True, help_text='The recompute it started (inventory scan id)', null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("started_at", models.DateTimeField()),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("outcome", models.CharField(help_text="changed, unchanged, failed or partial", max_length=16)),
+                ("sources", models.JSONField(default=list, help_text="[{url, status, detail, counts, sha256}]")),
+                ("created_count", models.PositiveIntegerField(default=0)),
+                ("updated_count", models.PositiveIntegerField(default=0)),
+                (
+                    "affected_levels",
+                    models.JSONField(default=list, help_text="[[product, level], …] the changes touch"),
+                ),
+                (
+                    "scan_id",
+                    models.BigIntegerField(
+                        blank=True, help_text="The recompute it started (inventory scan id)", null=True
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-started_at', '-pk'),
+                "ordering": ("-started_at", "-pk"),
             },
         ),
         migrations.CreateModel(
-            name='CatalogChange',
+            name="CatalogChange",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('identity_key', models.CharField(max_length=100)),
-                ('action', models.CharField(help_text='created or updated', max_length=8)),
-                ('title', models.CharField(max_length=200)),
-                ('product', models.CharField(max_length=8)),
-                ('level', models.CharField(max_length=16)),
-                ('kind', models.CharField(choices=[('PREVIEW', 'Preview'), ('RTM', 'Release to manufacturing'), ('SP', 'Service pack'), ('CU', 'Cumulative update'), ('RU', 'Update rollup'), ('SU', 'Security update'), ('HU', 'Hotfix update')], max_length=8)),
-                ('kb', models.CharField(blank=True, max_length=16)),
-                ('build', models.CharField(blank=True, max_length=32)),
-                ('is_security', models.BooleanField(default=False)),
-                ('source_name', models.CharField(max_length=200)),
-                ('source_location', models.CharField(max_length=1000)),
-                ('source_sha256', models.CharField(max_length=64)),
-                ('update', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='kb.update')),
-                ('refresh', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='changes', to='kb.catalogrefresh')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("identity_key", models.CharField(max_length=100)),
+                ("action", models.CharField(help_text="created or updated", max_length=8)),
+                ("title", models.CharField(max_length=200)),
+                ("product", models.CharField(max_length=8)),
+                ("level", models.CharField(max_length=16)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("PREVIEW", "Preview"),
+                            ("RTM", "Release to manufacturing"),
+                            ("SP", "Service pack"),
+                            ("CU", "Cumulative update"),
+                            ("RU", "Update rollup"),
+                            ("SU", "Security update"),
+                            ("HU", "Hotfix update"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("kb", models.CharField(blank=True, max_length=16)),
+                ("build", models.CharField(blank=True, max_length=32)),
+                ("is_security", models.BooleanField(default=False)),
+                ("source_name", models.CharField(max_length=200)),
+                ("source_location", models.CharField(max_length=1000)),
+                ("source_sha256", models.CharField(max_length=64)),
+                (
+                    "update",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="kb.update",
+                    ),
+                ),
+                (
+                    "refresh",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="changes", to="kb.catalogrefresh"
+                    ),
+                ),
             ],
             options={
-                'ordering': ('refresh', 'pk'),
+                "ordering": ("refresh", "pk"),
             },
         ),
     ]
