@@ -402,7 +402,7 @@ def _carry_forward(scan: ScanRun) -> int:
             f"""INSERT INTO {verdict} (scan_id, {columns.format(p="")})
                 SELECT %(new)s, v.{columns.format(p="v.")} FROM {verdict} v
                 WHERE v.scan_id = %(base)s AND v.id IN ({carried})
-                ON CONFLICT (scan_id, facts_key) WHERE facts_key <> '' DO NOTHING""",
+                ON CONFLICT DO NOTHING""",
             params,
         )
         cursor.execute(
@@ -412,7 +412,7 @@ def _carry_forward(scan: ScanRun) -> int:
                 JOIN {verdict} ov ON ov.id = g.verdict_id
                 JOIN {verdict} nv ON nv.scan_id = %(new)s AND nv.facts_key = ov.facts_key
                 WHERE g.scan_id = %(base)s AND ov.id IN ({carried})
-                ON CONFLICT (verdict_id, kind, kb) DO NOTHING""",
+                ON CONFLICT DO NOTHING""",
             params,
         )
         cursor.execute(
