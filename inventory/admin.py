@@ -8,15 +8,22 @@ from inventory.models import (
     Change,
     Cluster,
     ClusterMember,
+    DeliveryAttempt,
+    JobRun,
     MaintenanceWindow,
+    Notification,
     Organisation,
+    ScanChunk,
     ScanRun,
     Server,
     ServerResult,
     Site,
+    Subscription,
     Tag,
     Waiver,
+    WorkerHeartbeat,
 )
+from inventory.notifications import subscription_save
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -111,10 +118,25 @@ class WaiverAdmin(admin.ModelAdmin):
     autocomplete_fields = ("server", "site")
 
 
+class ScanChunkInline(admin.TabularInline):
+    model = ScanChunk
+    extra = 0
+    can_delete = False
+    fields = ("number", "first_server_id", "last_server_id", "status", "server_count", "worker", "finished_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ScanRun)
 class ScanRunAdmin(ReadOnlyAdmin):
-    list_display = ("pk", "status", "as_of", "server_count", "distinct_count", "newly_noncompliant", "finished_at")
-    list_filter = ("status",)
+    list_display = (
+        "pk", "status", "trigger", "as_of", "server_count", "chunks_done", "chunk_count", "newly_noncompliant",
+        "newly_compliant", "newly_excepted", "finished_at",
+    )  # fmt: skip
+    list_filter = ("status", "trigger")
+    inlines = (ScanChunkInline,)
 
 
 @admin.register(ServerResult)
@@ -141,3 +163,47 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# -- jobs and notifications ------------------------------------------------------------------------
+# The schedules themselves (enable, disable, change the time) are django-celery-beat's "Periodic tasks".
+
+
+@admin.register(JobRun)
+class JobRunAdmin(ReadOnlyAdmin):
+    list_display = ("job", "started_at", "finished_at", "outcome", "worker", "detail")
+    list_filter = ("job", "outcome")
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("hostname", "pid", "started_at", "last_seen")
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("name", "channel", "target", "organisation", "site", "wants_deltas", "wants_digest", "is_enabled")
+    list_filter = ("channel", "is_enabled")
+    autocomplete_fields = ("site",)
+
+    def save_model(self, request, obj, form, change):
+        subscription_save(obj)
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ("number", "at", "status_code", "error", "duration_ms")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("subject", "subscription", "kind", "status", "attempts", "created", "sent_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("subscription",)
+    inlines = (DeliveryAttemptInline,)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from kb.engine.builds import Build, parse_build
 from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport
 from kb.engine.rules import Rules
-from kb.models import CatalogFeed, Rule, Update, UpdateFix
+from kb.models import CatalogFeed, CatalogSource, Rule, Update, UpdateFix
 
 
 def today() -> date:
@@ -106,3 +106,29 @@ def catalog_staleness(*, now=None) -> list[str]:
                 f"last error: {feed.last_error})"
             )
     return warnings
+
+
+def catalog_status() -> dict:
+    """How fresh the catalog is: newest import, each configured source's fetch history, staleness warnings (API,
+    portal)."""
+    imported = CatalogSource.objects.order_by("-imported_at").values_list("imported_at", flat=True).first()
+    feeds = {feed.url: feed for feed in CatalogFeed.objects.filter(url__in=settings.EXCHANGEPATCH_CATALOG_SOURCES)}
+    sources = []
+    for url in settings.EXCHANGEPATCH_CATALOG_SOURCES:
+        feed = feeds.get(url)
+        sources.append(
+            {
+                "url": url,
+                "last_attempt_at": feed.last_attempt_at if feed else None,
+                "last_success_at": feed.last_success_at if feed else None,
+                "failing_since": feed.failing_since if feed else None,
+                "last_error": feed.last_error if feed else "",
+            }
+        )
+    return {
+        "imported_at": imported,
+        "age_days": round((timezone.now() - imported).total_seconds() / 86400, 2) if imported else None,
+        "stale_after_days": settings.EXCHANGEPATCH_CATALOG_STALE_DAYS,
+        "sources": sources,
+        "warnings": catalog_staleness(),
+    }
