@@ -8,6 +8,7 @@ one. Everything is dispatched with transaction.on_commit: a task never looks for
 from __future__ import annotations
 
 import logging
+import os
 
 import kombu.exceptions
 import redis.exceptions
@@ -88,11 +89,14 @@ def scan_run_task(self, scan_id: int) -> int:
     return scan.pk
 
 
-@shared_task(name="inventory.scan_work", time_limit=WORK_BUDGET + 600, soft_time_limit=WORK_BUDGET + 540, **IDEMPOTENT)
-def scan_work_task(scan_id: int) -> str:
+@shared_task(
+    name="inventory.scan_work", bind=True, time_limit=WORK_BUDGET + 600, soft_time_limit=WORK_BUDGET + 540, **IDEMPOTENT
+)
+def scan_work_task(self, scan_id: int) -> str:
     """Claim and write chunks of a running scan until none is left; the worker that writes the last one finishes the
     scan. After WORK_BUDGET seconds it hands over to a fresh message, so no task runs near its time limit."""
-    outcome = scan_work(scan_id=scan_id, budget=None if _eager() else WORK_BUDGET)
+    worker = f"{self.request.hostname}:{os.getpid()}" if self.request.hostname else ""
+    outcome = scan_work(scan_id=scan_id, budget=None if _eager() else WORK_BUDGET, worker=worker)
     if outcome == "continue":
         transaction.on_commit(lambda: scan_work_task.apply_async(args=[scan_id]))
     elif outcome == "finished":

@@ -98,9 +98,10 @@ def unreachable_broker():
 
 
 def _forget_pools(app) -> None:
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    from kombu import pools
+
+    pools.reset()  # kombu keeps pools per broker URL process-wide: closing one in place poisons the next user
+    app._pool = None
     app.amqp._producer_pool = None
 
 
