@@ -15,6 +15,7 @@ def main() -> int:
         ["rollout.py"],
         ["scan.py"] + ([] if on_postgres else ["--servers", "20000", "--naive-sample", "500"]),
         ["sync.py"] + ([] if on_postgres else ["--items", "2000"]),
+        ["jobs.py"] + ([] if on_postgres else ["--servers", "20000", "--notify", "2000"]),
     ]
     failed = 0
     for script, *args in runs:
