@@ -13,6 +13,7 @@ A scan goes pending → running → succeeded or failed:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -112,49 +113,80 @@ def _verdicts_plan(scan: ScanRun) -> None:
     """One verdict per distinct set of facts, computed once for the whole scan; chunks only look them up."""
     facts = server_facts_distinct()
     if facts:
-        verdicts_ensure(scan, facts, catalog_get(), rules_get())
+        verdicts_ensure(scan, facts, catalog_get(), rules_get(), is_fresh=True)
 
 
-def verdicts_ensure(scan: ScanRun, facts: list[ServerFacts], catalog, rules) -> dict[str, int]:
-    """Write the scan's verdicts (and what each misses) for these facts where missing; facts key → verdict id."""
+def verdicts_ensure(
+    scan: ScanRun, facts: list[ServerFacts], catalog, rules, *, is_fresh: bool = False
+) -> dict[str, int]:
+    """Write the scan's verdicts (and what each misses) for these facts where missing; facts key → verdict id.
+
+    `is_fresh` (planning: the scan has no verdict yet, and nobody else writes them) takes the bulk path (COPY);
+    otherwise rows another chunk wrote meanwhile are skipped."""
     keys = {f: facts_key(f) for f in facts}
-    found = dict(ScanVerdict.objects.filter(scan=scan, facts_key__in=keys.values()).values_list("facts_key", "pk"))
+    found = {} if is_fresh else dict(
+        ScanVerdict.objects.filter(scan=scan, facts_key__in=keys.values()).values_list("facts_key", "pk")
+    )  # fmt: skip
     todo = sorted((f for f in facts if keys[f] not in found), key=keys.get)
-    if todo:
-        cache: dict = {}
-        computed = {keys[f]: evaluate(f, catalog, rules, today=scan.as_of, cache=cache) for f in todo}
-        ScanVerdict.objects.bulk_create(
-            [_verdict_row(scan, key, verdict) for key, verdict in computed.items()], ignore_conflicts=True
-        )
-        created = dict(
-            ScanVerdict.objects.filter(scan=scan, facts_key__in=computed.keys()).values_list("facts_key", "pk")
-        )
-        carriers = fix_carriers()
-        gaps = [
-            gap for key, verdict in computed.items() for gap in _gaps(scan.pk, created[key], verdict, carriers, catalog)
-        ]
-        VerdictGap.objects.bulk_create(gaps, batch_size=2000, ignore_conflicts=True)
-        found |= created
-    return found
+    if not todo:
+        return found
+    cache: dict = {}
+    computed = {keys[f]: (f, evaluate(f, catalog, rules, today=scan.as_of, cache=cache)) for f in todo}
+    rows = [_verdict_values(scan.pk, key, verdict) for key, (_, verdict) in computed.items()]
+    _insert(ScanVerdict, VERDICT_COLUMNS, rows, is_fresh=is_fresh)
+    created = dict(ScanVerdict.objects.filter(scan=scan, facts_key__in=computed.keys()).values_list("facts_key", "pk"))
+    carriers, by_build = fix_carriers(), {}
+    gaps = []
+    for key, (f, verdict) in computed.items():
+        # What is missing depends on the build alone: shared by every verdict of the build.
+        build = (f.build_text, f.build_source)
+        if build not in by_build:
+            by_build[build] = _gaps(verdict, carriers, catalog)
+        gaps += [(scan.pk, created[key], *gap) for gap in by_build[build]]
+    _insert(VerdictGap, GAP_COLUMNS, gaps, is_fresh=is_fresh)
+    return found | created
 
 
-def _gaps(scan_id: int, verdict_id: int, verdict: Verdict, carriers: dict, catalog) -> list[VerdictGap]:
-    """What one verdict misses: every missing update, and every fix whose carriers it lacks (or cannot tell)."""
+VERDICT_COLUMNS = (
+    "scan_id", "facts_key", "state", "current", "install", "supersedes", "security_updates", "missing_updates",
+    "missing_prerequisites", "days_behind", "reasons", "product", "level",
+)  # fmt: skip
+GAP_COLUMNS = ("scan_id", "verdict_id", "kind", "kb", "is_security", "is_install_target", "is_known")
+
+
+def _insert(model, columns: tuple[str, ...], rows: list[tuple], *, is_fresh: bool) -> None:
+    if is_fresh:
+        rows_insert(model, columns, rows)
+    else:
+        model.objects.bulk_create(
+            [model(**dict(zip(columns, row, strict=True))) for row in _decoded(model, columns, rows)],
+            batch_size=2000, ignore_conflicts=True,
+        )  # fmt: skip
+
+
+def _decoded(model, columns: tuple[str, ...], rows: list[tuple]):
+    """Rows as model values: JSON columns back from their text."""
+    json_at = [i for i, name in enumerate(columns) if name in _JSON_COLUMNS.get(model, ())]
+    for row in rows:
+        values = list(row)
+        for i in json_at:
+            values[i] = json.loads(values[i]) if values[i] is not None else None
+        yield tuple(values)
+
+
+_JSON_COLUMNS = {
+    ScanVerdict: ("current", "install", "supersedes", "security_updates", "missing_updates", "missing_prerequisites",
+                  "reasons"),
+}  # fmt: skip
+
+
+def _gaps(verdict: Verdict, carriers: dict, catalog) -> list[tuple]:
+    """What a verdict misses, as (kind, kb, is_security, is_install_target, is_known): every missing update, and every
+    fix whose carrying updates it lacks (is_known false: its build cannot tell)."""
     security = {ref.kb or ref.name for ref in verdict.security_updates}
     install = (verdict.install.kb or verdict.install.name) if verdict.install else None
-    rows = {
-        key: VerdictGap(
-            scan_id=scan_id,
-            verdict_id=verdict_id,
-            kind="update",
-            kb=key,
-            is_security=key in security,
-            is_install_target=key == install,
-        )
-        for key in (ref.kb or ref.name for ref in verdict.missing)
-        if key
-    }
-    gaps = list(rows.values())
+    updates = dict.fromkeys(key for key in (ref.kb or ref.name for ref in verdict.missing) if key)
+    gaps = [("update", key, key in security, key == install, True) for key in updates]
     resolution = verdict.resolution
     product = resolution.product.key if resolution is not None and resolution.product is not None else None
     if product is None:
@@ -164,28 +196,27 @@ def _gaps(scan_id: int, verdict_id: int, verdict: Verdict, carriers: dict, catal
             continue  # not applicable to this product
         present = has_fix(resolution, entries, catalog)
         if present is not True:
-            gaps.append(
-                VerdictGap(scan_id=scan_id, verdict_id=verdict_id, kind="fix", kb=kb, is_known=present is not None)
-            )
+            gaps.append(("fix", kb, False, False, present is not None))
     return gaps
 
 
-def _verdict_row(scan: ScanRun, key: str, verdict: Verdict) -> ScanVerdict:
+def _verdict_values(scan_id: int, key: str, verdict: Verdict) -> tuple:
     level = verdict.resolution.level if verdict.resolution is not None else None
-    return ScanVerdict(
-        scan=scan,
-        facts_key=key,
-        state=verdict.state,
-        current=dict(verdict.current),
-        install=verdict.install.as_dict() | {"title": verdict.install.title} if verdict.install else None,
-        supersedes=[ref.kb or ref.name for ref in verdict.supersedes],
-        security_updates=[ref.kb or ref.name for ref in verdict.security_updates],
-        missing_updates=[ref.kb or ref.name for ref in verdict.missing],
-        missing_prerequisites=list(verdict.missing_prerequisites),
-        days_behind=verdict.days_behind,
-        reasons=list(verdict.reasons),
-        product=level.product if level else "",
-        level=level.name if level else "",
+    install = verdict.install.as_dict() | {"title": verdict.install.title} if verdict.install else None
+    return (
+        scan_id,
+        key,
+        verdict.state,
+        json.dumps(dict(verdict.current)),
+        json.dumps(install) if install is not None else None,
+        json.dumps([ref.kb or ref.name for ref in verdict.supersedes]),
+        json.dumps([ref.kb or ref.name for ref in verdict.security_updates]),
+        json.dumps([ref.kb or ref.name for ref in verdict.missing]),
+        json.dumps(list(verdict.missing_prerequisites)),
+        verdict.days_behind,
+        json.dumps(list(verdict.reasons)),
+        level.product if level else "",
+        level.name if level else "",
     )
 
 
