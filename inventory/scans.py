@@ -124,9 +124,10 @@ def verdicts_ensure(
     `is_fresh` (planning: the scan has no verdict yet, and nobody else writes them) takes the bulk path (COPY);
     otherwise rows another chunk wrote meanwhile are skipped."""
     keys = {f: facts_key(f) for f in facts}
-    found = {} if is_fresh else dict(
-        ScanVerdict.objects.filter(scan=scan, facts_key__in=keys.values()).values_list("facts_key", "pk")
-    )  # fmt: skip
+    found: dict[str, int] = {}
+    if not is_fresh:
+        existing = ScanVerdict.objects.filter(scan=scan, facts_key__in=keys.values())
+        found = dict(existing.values_list("facts_key", "pk"))
     todo = sorted((f for f in facts if keys[f] not in found), key=keys.get)
     if not todo:
         return found
