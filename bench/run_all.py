@@ -16,6 +16,7 @@ def main() -> int:
         ["scan.py"] + ([] if on_postgres else ["--servers", "20000", "--naive-sample", "500"]),
         ["sync.py"] + ([] if on_postgres else ["--items", "2000"]),
         ["portal.py"] + ([] if on_postgres else ["--servers", "20000"]),
+        ["jobs.py"] + ([] if on_postgres else ["--servers", "20000", "--notify", "2000"]),
     ]
     failed = 0
     for script, *args in runs:

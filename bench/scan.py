@@ -8,13 +8,12 @@ servers) and is scaled to N, unless --naive-all is given; the output says which.
 """
 
 import argparse
-import random
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._setup import django_setup
+from bench._setup import django_setup, estate_create
 
 
 def main() -> None:
@@ -28,34 +27,15 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from inventory.models import Organisation, ScanRun, Server, Site
+    from inventory.models import ScanRun, Server
     from inventory.services import scan_run_execute
-    from kb.models import Update
     from kb.services import catalog_load_snapshot
 
     catalog_load_snapshot()
-    rng = random.Random(42)
-    updates = list(Update.objects.order_by("pk"))
-    builds = rng.sample(updates, min(options.builds, len(updates)))
-    organisation = Organisation.objects.create(name="bench.example")
-    sites = Site.objects.bulk_create([Site(organisation=organisation, name=f"site-{i:02d}") for i in range(50)])
-    roles = ["Mailbox", "Mailbox,ClientAccess", "HubTransport,ClientAccess", "EdgeTransport"]
     start = time.perf_counter()
-    servers = []
-    for index in range(options.servers):
-        update = builds[index % len(builds)]
-        servers.append(
-            Server(
-                fqdn=f"ex{index:06d}.bench.example", name=f"EX{index:06d}", organisation=organisation,
-                site=sites[index % len(sites)], roles=rng.choice(roles), reported_build=update.build,
-                build_source="exsetup", build_major=update.build_major, build_minor=update.build_minor,
-                build_number=update.build_number, build_revision=update.build_revision,
-                dotnet_version=rng.choice(["4.8", "4.7.2", ""]),
-            )
-        )  # fmt: skip
-    Server.objects.bulk_create(servers, batch_size=5000)
+    used = estate_create(options.servers, builds=options.builds)
     print(
-        f"set-up: {options.servers:,} invented servers over {len(builds)} real builds in {time.perf_counter() - start:.1f} s"
+        f"set-up: {options.servers:,} invented servers over {used} real builds in {time.perf_counter() - start:.1f} s"
     )
     print(f"database: {connection.vendor}")
 

@@ -25,6 +25,7 @@ router.register("rules", kb.RuleViewSet, basename="rule")
 urlpatterns = [
     path("compliance/summary/", inventory.ComplianceSummaryView.as_view(), name="compliance-summary"),
     path("builds/resolve/", kb.BuildResolveView.as_view(), name="build-resolve"),
+    path("catalog/status/", kb.CatalogStatusView.as_view(), name="catalog-status"),
     path("rollout/", inventory.RolloutView.as_view(), name="rollout"),
     path("fixes/<str:kb>/missing/", inventory.FixMissingView.as_view(), name="fix-missing"),
     path("updates/<str:kb>/needed-by/", inventory.UpdateNeededByView.as_view(), name="update-needed-by"),

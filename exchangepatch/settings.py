@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "drf_spectacular_sidecar",
     "exchangepatch",  # the portal's layout, dashboard, login page and static files
+    "health_check",
     "kb",
     "inventory",
 ]
@@ -165,10 +166,71 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# One Redis can serve several deployments (or a benchmark beside them) when each has its own queue.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "1800"))
+# A worker takes one message at a time: a long scan chunk never holds back messages another worker could run.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
+# Publishing gives up after about a second when the broker is down, so the API can answer 503 at once.
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis redelivers a message whose worker died (acks_late) after this many seconds; our tasks are idempotent, and
+# the scan watchdog resumes a scan sooner than this anyway.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Schedules, written into django-celery-beat's tables by `migrate` when missing (never overwritten: what an admin
+# changes or disables in the admin stays). Crontab fields: minute, hour, day_of_week, day_of_month, month_of_year.
+EXCHANGEPATCH_SCHEDULES = {
+    "scan nightly": {"task": "inventory.scan_scheduled", "crontab": {"minute": "0", "hour": "2"}},
+    "catalog refresh daily": {"task": "kb.catalog_refresh", "crontab": {"minute": "30", "hour": "1"}},
+    "waiver expiry hourly": {"task": "inventory.waivers_expire", "crontab": {"minute": "5"}},
+    "digest daily": {"task": "inventory.digest_send", "crontab": {"minute": "0", "hour": "7"}},
+    "retention daily": {"task": "inventory.retention_apply", "crontab": {"minute": "30", "hour": "3"}},
+    "scan watchdog": {"task": "inventory.scan_watchdog", "every_seconds": 60},
+}
+
+# Scans (docs/jobs.md): servers per chunk, how many workers one scan asks for, how long a scan may go without a
+# sign of life before the watchdog resumes it, and how often it is resumed before it is failed.
+EXCHANGEPATCH_SCAN_CHUNK_SIZE = int(os.environ.get("EXCHANGEPATCH_SCAN_CHUNK_SIZE", "5000"))
+EXCHANGEPATCH_SCAN_FANOUT = int(os.environ.get("EXCHANGEPATCH_SCAN_FANOUT", "8"))
+EXCHANGEPATCH_SCAN_LEASE_SECONDS = int(os.environ.get("EXCHANGEPATCH_SCAN_LEASE_SECONDS", "300"))
+EXCHANGEPATCH_SCAN_MAX_ATTEMPTS = int(os.environ.get("EXCHANGEPATCH_SCAN_MAX_ATTEMPTS", "5"))
+EXCHANGEPATCH_SCAN_PENDING_TIMEOUT = int(os.environ.get("EXCHANGEPATCH_SCAN_PENDING_TIMEOUT", "3600"))
+# Failure drills only: seconds a worker waits after claiming each chunk, so a scan can be caught mid-flight.
+EXCHANGEPATCH_SCAN_CHUNK_PAUSE = float(os.environ.get("EXCHANGEPATCH_SCAN_CHUNK_PAUSE", "0"))
+
+# Catalog refresh: source URLs (comma-separated; Microsoft's build-number page, the Get-ExchangeBuildNumber CSV, or
+# any file:// or http(s):// URL), and after how many days of failed fetches the catalog is reported stale.
+EXCHANGEPATCH_CATALOG_SOURCES = env_list("EXCHANGEPATCH_CATALOG_SOURCES")
+EXCHANGEPATCH_CATALOG_STALE_DAYS = int(os.environ.get("EXCHANGEPATCH_CATALOG_STALE_DAYS", "7"))
+
+# Notifications: e-mail through Django's backend, webhooks signed per Standard Webhooks (HMAC-SHA256).
+EMAIL_BACKEND = os.environ.get("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS")
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "exchangepatch@localhost")
+EXCHANGEPATCH_WEBHOOK_TIMEOUT = float(os.environ.get("EXCHANGEPATCH_WEBHOOK_TIMEOUT", "10"))
+EXCHANGEPATCH_DELIVERY_ATTEMPTS = int(os.environ.get("EXCHANGEPATCH_DELIVERY_ATTEMPTS", "6"))
+# Delay before retry n is BACKOFF * 2^(n-1) seconds: 30 s, 1 min, 2 min, 4 min, 8 min by default.
+EXCHANGEPATCH_DELIVERY_BACKOFF = float(os.environ.get("EXCHANGEPATCH_DELIVERY_BACKOFF", "30"))
+EXCHANGEPATCH_WAIVER_WARNING_DAYS = int(os.environ.get("EXCHANGEPATCH_WAIVER_WARNING_DAYS", "14"))
+
+# Retention: per-scan counts are kept for ever; per-server rows for the newest N succeeded scans.
+EXCHANGEPATCH_RETAIN_SCANS = int(os.environ.get("EXCHANGEPATCH_RETAIN_SCANS", "30"))
+EXCHANGEPATCH_RETAIN_JOB_DAYS = int(os.environ.get("EXCHANGEPATCH_RETAIN_JOB_DAYS", "90"))
 
 # Portal: sign-in page, landing page, rows per page of the long lists.
 LOGIN_URL = "login"

@@ -1,8 +1,9 @@
-"""Top-level URL configuration: the portal (dashboard, inventory and catalog pages), the admin, the API."""
+"""Top-level URL configuration: the portal (dashboard, inventory and catalog pages), the admin, the API, /healthz."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from health_check.views import HealthCheckView
 
 from exchangepatch import views
 
@@ -14,4 +15,17 @@ urlpatterns = [
     path("", include("kb.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("exchangepatch.api_urls")),
+    # For load balancers and monitoring: no login, no data; 200 when every check passes, 500 otherwise.
+    path(
+        "healthz",
+        HealthCheckView.as_view(
+            checks=(
+                "health_check.checks.Database",
+                "inventory.health.Broker",
+                "inventory.health.Worker",
+                "inventory.health.CatalogAge",
+            )
+        ),
+        name="healthz",
+    ),
 ]

@@ -9,23 +9,32 @@ from django.utils import timezone
 from exchangepatch.admin_actions import export_as_csv
 from exchangepatch.templatetags.portal import level_text, state_badge
 from inventory.api.filters import ServerFilter
-from inventory.choices import State, WaiverTarget
+from inventory.choices import ScanTrigger, State, WaiverTarget
 from inventory.models import (
     ApiToken,
     Change,
     Cluster,
     ClusterMember,
+    DeliveryAttempt,
+    JobRun,
     MaintenanceWindow,
+    Notification,
     Organisation,
+    ScanChunk,
     ScanRun,
     Server,
     ServerResult,
     Site,
+    Subscription,
     Tag,
     Waiver,
+    WorkerHeartbeat,
 )
+from inventory.notifications import subscription_save
+from inventory.scans import ScanBusyError
 from inventory.selectors import scan_latest, verdict_ids_missing
-from inventory.services import scan_start, waiver_save
+from inventory.services import waiver_save
+from inventory.tasks import BrokerUnavailableError, scan_launch
 from kb.engine.builds import PRODUCTS, InvalidBuildError, parse_reported_build
 from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.models import Level
@@ -205,7 +214,15 @@ class ServerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rescan (starts a scan of the estate; verdicts are per scan)")
     def rescan(self, request, queryset):
-        scan = scan_start()
+        try:
+            scan = scan_launch(trigger=ScanTrigger.ADMIN)
+        except ScanBusyError as busy:
+            self.message_user(request, f"Scan {busy.scan_id} is already under way; its verdicts cover every server.",
+                              messages.WARNING)  # fmt: skip
+            return
+        except BrokerUnavailableError as error:
+            self.message_user(request, f"No scan started: {error}", messages.ERROR)
+            return
         self.message_user(
             request,
             f"Scan {scan.pk} started: it computes the verdicts of every server, the {queryset.count()} selected "
@@ -274,12 +291,25 @@ class WaiverAdmin(admin.ModelAdmin):
     autocomplete_fields = ("server", "site")
 
 
+class ScanChunkInline(admin.TabularInline):
+    model = ScanChunk
+    extra = 0
+    can_delete = False
+    fields = ("number", "first_server_id", "last_server_id", "status", "server_count", "worker", "finished_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(ScanRun)
 class ScanRunAdmin(ReadOnlyAdmin):
     list_display = (
-        "pk", "status", "as_of", "server_count", "distinct_count", "newly_noncompliant", "states", "finished_at",
+        "pk", "status", "trigger", "as_of", "server_count", "chunks_done", "chunk_count", "states",
+        "newly_noncompliant", "newly_compliant", "newly_excepted", "finished_at",
     )  # fmt: skip
-    list_filter = ("status",)
+    list_filter = ("status", "trigger")
+    inlines = (ScanChunkInline,)
 
     @admin.display(description="servers per state")
     def states(self, obj):
@@ -315,3 +345,47 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# -- jobs and notifications ------------------------------------------------------------------------
+# The schedules themselves (enable, disable, change the time) are django-celery-beat's "Periodic tasks".
+
+
+@admin.register(JobRun)
+class JobRunAdmin(ReadOnlyAdmin):
+    list_display = ("job", "started_at", "finished_at", "outcome", "worker", "detail")
+    list_filter = ("job", "outcome")
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ("hostname", "pid", "started_at", "last_seen")
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("name", "channel", "target", "organisation", "site", "wants_deltas", "wants_digest", "is_enabled")
+    list_filter = ("channel", "is_enabled")
+    autocomplete_fields = ("site",)
+
+    def save_model(self, request, obj, form, change):
+        subscription_save(obj)
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ("number", "at", "status_code", "error", "duration_ms")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("subject", "subscription", "kind", "status", "attempts", "created", "sent_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("subscription",)
+    inlines = (DeliveryAttemptInline,)

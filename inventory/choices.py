@@ -44,3 +44,51 @@ class ScanStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+class ScanTrigger(models.TextChoices):
+    API = "api", "Started through the API"
+    COMMAND = "command", "Started by the scan command"
+    ADMIN = "admin", "Started from the admin (Rescan)"
+    SCHEDULE = "schedule", "Started by the nightly schedule"
+    CATALOG = "catalog", "Recompute after a catalog refresh"
+    WAIVERS = "waivers", "Recompute after waivers expired"
+    WATCHDOG = "watchdog", "Re-run of a scan that failed"
+
+
+class ChunkStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+
+
+class Delta(models.TextChoices):
+    """How a server's state moved since the scan's baseline; the deltas that notifications carry."""
+
+    NONE = "", "No change"
+    NEWLY_NONCOMPLIANT = "newly_noncompliant", "Newly non-compliant"
+    NEWLY_COMPLIANT = "newly_compliant", "Newly compliant"
+    NEWLY_EXCEPTED = "newly_excepted", "Newly excepted"
+
+
+class JobOutcome(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email", "E-mail"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class NotificationKind(models.TextChoices):
+    SCAN_DELTAS = "scan_deltas", "Servers whose state changed in a scan"
+    WAIVERS_EXPIRING = "waivers_expiring", "Waivers expiring soon"
+    DIGEST = "digest", "Daily digest"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"

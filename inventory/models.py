@@ -7,7 +7,20 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from inventory.choices import BuildSource, ClusterKind, ScanStatus, State, WaiverTarget
+from inventory.choices import (
+    BuildSource,
+    ChannelKind,
+    ChunkStatus,
+    ClusterKind,
+    DeliveryStatus,
+    Delta,
+    JobOutcome,
+    NotificationKind,
+    ScanStatus,
+    ScanTrigger,
+    State,
+    WaiverTarget,
+)
 from kb.models import TimeStamped
 
 
@@ -188,21 +201,75 @@ class Waiver(TimeStamped):
 
 
 class ScanRun(TimeStamped):
+    """One scan: planned into chunks of servers that any number of workers claim (see docs/jobs.md)."""
+
     status = models.CharField(max_length=16, choices=ScanStatus.choices, default=ScanStatus.PENDING)
+    scope = models.CharField(
+        max_length=64, default="estate", help_text="Lock key: two scans of one scope never run at the same time"
+    )
+    trigger = models.CharField(max_length=16, choices=ScanTrigger.choices, default=ScanTrigger.API)
+    levels = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A recompute: [[product, level], …] whose servers are evaluated again, the others carried forward "
+        "from the baseline. Empty: every server",
+    )
+    baseline = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The previous succeeded scan the deltas compare with",
+    )  # fmt: skip
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from a worker")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times it was dispatched, resumes included")
     as_of = models.DateField(null=True, blank=True, help_text="The date verdicts were computed for")
+    chunk_count = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
     server_count = models.PositiveIntegerField(default=0)
     distinct_count = models.PositiveIntegerField(default=0, help_text="Distinct (build, facts) computed")
+    carried_count = models.PositiveIntegerField(default=0, help_text="Results carried forward by a recompute")
     counts = models.JSONField(default=dict, help_text="Servers per state")
     newly_noncompliant = models.PositiveIntegerField(default=0)
+    newly_compliant = models.PositiveIntegerField(default=0)
+    newly_excepted = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
 
     class Meta:
         ordering = ("-pk",)
+        constraints = [
+            # The scope lock: the database refuses a second running scan of one scope, whoever starts it.
+            models.UniqueConstraint(
+                fields=("scope",), condition=Q(status="running"), name="inventory_scan_one_running_per_scope"
+            ),
+        ]
+        indexes = [models.Index(fields=("status", "scope"), name="inventory_scan_status_idx")]
 
     def __str__(self) -> str:
         return f"scan {self.pk} ({self.status})"
+
+
+class ScanChunk(models.Model):
+    """A range of server ids of one scan. A worker claims it with SELECT … FOR UPDATE SKIP LOCKED and writes its
+    results and `done` in the same transaction, so a worker that dies leaves the chunk pending, never half-written."""
+
+    scan = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_server_id = models.BigIntegerField()
+    last_server_id = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=ChunkStatus.choices, default=ChunkStatus.PENDING)
+    server_count = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="Host and process that completed it")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("scan", "number")
+        constraints = [
+            models.UniqueConstraint(fields=("scan", "number"), name="inventory_chunk_unique_scan_number"),
+        ]
+        indexes = [models.Index(fields=("scan", "status"), name="inventory_chunk_status_idx")]
+
+    def __str__(self) -> str:
+        return f"scan {self.scan_id} chunk {self.number} ({self.status})"
 
 
 class ScanVerdict(models.Model):
@@ -218,9 +285,20 @@ class ScanVerdict(models.Model):
     missing_prerequisites = models.JSONField(default=list)
     days_behind = models.PositiveIntegerField(null=True, blank=True)
     reasons = models.JSONField(default=list)
+    facts_key = models.CharField(
+        max_length=40, blank=True, help_text="Digest of the facts; chunks of one scan share a verdict by it"
+    )
+    product = models.CharField(max_length=8, blank=True, help_text="Product key of the resolved level, e.g. 2019")
+    level = models.CharField(max_length=16, blank=True, help_text="Resolved level, e.g. CU14")
 
     class Meta:
         ordering = ("scan", "pk")
+        constraints = [
+            # Verdicts of scans made before facts keys existed have none.
+            models.UniqueConstraint(
+                fields=("scan", "facts_key"), condition=~Q(facts_key=""), name="inventory_verdict_unique_scan_facts"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.state} ({self.current.get('build', '?')})"
@@ -237,13 +315,18 @@ class ServerResult(models.Model):
     state = models.CharField(max_length=32, choices=State.choices)
     waiver = models.ForeignKey(Waiver, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     is_newly_noncompliant = models.BooleanField(default=False)
+    delta = models.CharField(max_length=20, choices=Delta.choices, blank=True, default=Delta.NONE)
 
     class Meta:
         ordering = ("scan", "server")
         constraints = [
             models.UniqueConstraint(fields=("scan", "server"), name="inventory_result_unique_scan_server"),
         ]
-        indexes = [models.Index(fields=("scan", "state"), name="inv_result_scan_state_idx")]
+        indexes = [
+            models.Index(fields=("scan", "state"), name="inv_result_scan_state_idx"),
+            # Few rows per scan have a delta; notifications read only those.
+            models.Index(fields=("scan", "delta"), condition=~Q(delta=""), name="inv_result_scan_delta_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.server} {self.state}"
@@ -287,3 +370,151 @@ class Change(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind} {self.key} {self.action}"
+
+
+class VerdictGap(models.Model):
+    """An update or fix that a verdict misses: one row per (verdict, kind, KB), written by the scan, so "which
+    servers need KB X" is an indexed join of results and gaps instead of a walk over every verdict in Python."""
+
+    scan = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="+", db_index=False)
+    verdict = models.ForeignKey(ScanVerdict, on_delete=models.CASCADE, related_name="gaps", db_index=False)
+    kind = models.CharField(max_length=8, choices=WaiverTarget.choices)
+    kb = models.CharField(max_length=32, help_text="The KB, or the update's name when it has none")
+    is_security = models.BooleanField(default=False)
+    is_install_target = models.BooleanField(default=False, help_text="The update the verdict says to install")
+    is_known = models.BooleanField(default=True, help_text="False: the build cannot tell (AdminDisplayVersion)")
+
+    class Meta:
+        ordering = ("scan", "verdict", "kind", "kb")
+        constraints = [
+            models.UniqueConstraint(fields=("verdict", "kind", "kb"), name="inventory_gap_unique_verdict_kind_kb"),
+        ]
+        indexes = [models.Index(fields=("scan", "kind", "kb"), name="inventory_gap_scan_kb_idx")]
+
+    def __str__(self) -> str:
+        return f"verdict {self.verdict_id} misses {self.kind} {self.kb}"
+
+
+class ScanTally(models.Model):
+    """Per-scan aggregate: servers per (verdict, state, delta). Kept for ever, after per-server rows are pruned, so
+    trends and summaries never need the per-server table."""
+
+    scan = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="tallies")
+    verdict = models.ForeignKey(ScanVerdict, on_delete=models.CASCADE, related_name="+", db_index=False)
+    state = models.CharField(max_length=32, choices=State.choices)
+    delta = models.CharField(max_length=20, choices=Delta.choices, blank=True)
+    server_count = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ("scan", "verdict", "state", "delta")
+
+    def __str__(self) -> str:
+        return f"scan {self.scan_id}: {self.server_count} {self.state}"
+
+
+# -- jobs and notifications ------------------------------------------------------------------------
+
+
+class JobRun(models.Model):
+    """One run of a scheduled or queued job: what jobs_status and the portal show."""
+
+    job = models.CharField(max_length=64)
+    task_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=JobOutcome.choices, default=JobOutcome.RUNNING)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-started_at", "-pk")
+        indexes = [models.Index(fields=("job", "-started_at"), name="inventory_jobrun_job_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job} {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's last sign of life, written by the worker itself every few seconds."""
+
+    hostname = models.CharField(max_length=255, unique=True)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ("-last_seen",)
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (seen {self.last_seen:%Y-%m-%d %H:%M:%S})"
+
+
+class Subscription(TimeStamped):
+    """Who hears about changes: an e-mail list or a webhook, for one organisation, one site or everything."""
+
+    name = models.CharField(max_length=100)
+    channel = models.CharField(max_length=8, choices=ChannelKind.choices)
+    target = models.CharField(max_length=1000, help_text="E-mail addresses (comma-separated) or the webhook URL")
+    secret = models.CharField(
+        max_length=200, blank=True, help_text="Webhook signing secret (whsec_…); generated when left empty"
+    )
+    organisation = models.ForeignKey(Organisation, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    wants_deltas = models.BooleanField(default=True, help_text="Changes as they happen")
+    wants_digest = models.BooleanField(default=True, help_text="The daily digest")
+    is_enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ("name", "pk")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(organisation__isnull=True) | Q(site__isnull=True), name="inventory_subscription_one_scope"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.channel})"
+
+
+class Notification(models.Model):
+    """One message for one subscription. Unique per (subscription, key), so a job that runs twice sends once."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    key = models.CharField(max_length=100, help_text="What it is about, e.g. scan:12 or digest:2026-11-29")
+    subject = models.CharField(max_length=300)
+    payload = models.JSONField()
+    status = models.CharField(max_length=8, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-pk",)
+        constraints = [
+            models.UniqueConstraint(fields=("subscription", "key"), name="inventory_notification_unique_key"),
+        ]
+        indexes = [models.Index(fields=("status",), name="inventory_notification_st_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {self.subscription} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """The delivery log: every attempt with its HTTP status code or error."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="delivery_attempts")
+    number = models.PositiveSmallIntegerField()
+    at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("notification", "number")
+        constraints = [
+            models.UniqueConstraint(fields=("notification", "number"), name="inventory_attempt_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.status_code or self.error[:40]}"

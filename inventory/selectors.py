@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import (
@@ -43,29 +45,50 @@ class ServerRow:
     facts: ServerFacts
 
 
-def server_rows(queryset: QuerySet[Server] | None = None) -> list[ServerRow]:
-    """One query; equal facts are shared objects, so 100,000 servers with 300 builds cost little memory."""
+FACTS_COLUMNS = ("reported_build", "build_source", "roles", "dotnet_version")
+
+
+def server_rows(queryset: QuerySet[Server] | None = None, *, shared: dict | None = None) -> list[ServerRow]:
+    """One query; equal facts are shared objects, so 100,000 servers with 300 builds cost little memory.
+
+    `shared` (raw columns → facts) may be kept across calls, e.g. by every chunk of one scan in a worker."""
     queryset = Server.objects.all() if queryset is None else queryset
     rows = queryset.order_by("pk").values_list(
-        "id", "fqdn", "site_id", "reported_build", "build_source", "roles", "dotnet_version",
-        Cast("prerequisites", TextField()),
-    )  # fmt: skip
-    shared: dict[tuple, ServerFacts] = {}
+        "id", "fqdn", "site_id", *FACTS_COLUMNS, Cast("prerequisites", TextField())
+    )
+    shared = {} if shared is None else shared
     result = []
     for pk, fqdn, site_id, *raw in rows:
         key = tuple(raw)
         facts = shared.get(key)
         if facts is None:
-            build, source, roles, dotnet, prerequisites = raw
-            facts = shared[key] = ServerFacts(
-                build_text=build or "",
-                build_source=source,
-                roles=tuple(role for role in roles.split(",") if role),
-                dotnet=dotnet or None,
-                prerequisites=tuple(sorted(json.loads(prerequisites or "{}").items())),
-            )
+            facts = shared[key] = _facts(key)
         result.append(ServerRow(pk, fqdn, site_id, facts))
     return result
+
+
+def server_facts_distinct(queryset: QuerySet[Server] | None = None) -> list[ServerFacts]:
+    """Every distinct set of facts among the servers, deduplicated by the database (one query)."""
+    queryset = Server.objects.all() if queryset is None else queryset
+    rows = queryset.order_by().values_list(*FACTS_COLUMNS, Cast("prerequisites", TextField())).distinct()
+    return list({_facts(tuple(raw)) for raw in rows})
+
+
+def _facts(raw: tuple) -> ServerFacts:
+    build, source, roles, dotnet, prerequisites = raw
+    return ServerFacts(
+        build_text=build or "",
+        build_source=source,
+        roles=tuple(role for role in roles.split(",") if role),
+        dotnet=dotnet or None,
+        prerequisites=tuple(sorted(json.loads(prerequisites or "{}").items())),
+    )
+
+
+def facts_key(facts: ServerFacts) -> str:
+    """A stable digest of the facts: the chunks of one scan find their shared verdict by it."""
+    text = json.dumps([facts.build_text, facts.build_source, facts.roles, facts.dotnet, facts.prerequisites])
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def waivers_active(*, target_kind: str, now=None) -> dict[str, list[Waiver]]:
@@ -545,3 +568,10 @@ def results_by_fqdn(scan: ScanRun | None, fqdns: list[str], *, chunk: int = 5000
         rows = ServerResult.objects.filter(scan=scan, server__fqdn__in=fqdns[start : start + chunk])
         found |= {result.server.fqdn: result for result in rows.select_related("server", "server__site", "verdict")}
     return found
+
+
+def waivers_expired_since(*, since, now=None) -> int:
+    """How many waivers expired after `since` (the last run) and by `now`; with no `since`, in the last hour."""
+    now = now or timezone.now()
+    since = since or now - timedelta(hours=1)
+    return Waiver.objects.filter(expires_at__gt=since, expires_at__lte=now).count()

@@ -1,12 +1,10 @@
-"""Writes to the inventory: upsert servers by FQDN, run scans; each one transaction."""
+"""Writes to the inventory: upsert servers by FQDN, run scans (inventory/scans.py); each one transaction."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 
 from django.db import connection, models, transaction
 from django.utils import timezone
@@ -17,17 +15,12 @@ from inventory.models import (
     Cluster,
     ClusterMember,
     Organisation,
-    ScanRun,
-    ScanVerdict,
     Server,
-    ServerResult,
     Site,
     Tag,
 )
 from inventory.records import ServerRecord
-from inventory.selectors import server_rows, waiver_for, waivers_active
-from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, Verdict, evaluate
-from kb.selectors import catalog_get, rules_get, today
+from inventory.scans import scan_run_execute as scan_run_execute
 
 logger = logging.getLogger(__name__)
 BATCH = 2000
@@ -315,105 +308,8 @@ def _clusters_write(changes: list[tuple[Server, ServerRecord]]) -> None:
 
 
 # -- scans -----------------------------------------------------------------------------------------
-
-
-def scan_run_execute(*, scan_id: int | None = None, as_of: date | None = None) -> ScanRun:
-    """Compute every server's verdict: load in a fixed number of queries, compute each distinct facts once,
-    write the results in bulk in one transaction. A failure marks the scan failed and keeps earlier scans."""
-    scan = ScanRun.objects.get(pk=scan_id) if scan_id else ScanRun.objects.create()
-    on = as_of or today()
-    ScanRun.objects.filter(pk=scan.pk).update(status="running", started_at=timezone.now(), as_of=on)
-    try:
-        with transaction.atomic():
-            _scan_compute_and_write(scan, on)
-    except Exception as error:
-        logger.exception("scan %s failed", scan.pk)
-        ScanRun.objects.filter(pk=scan.pk).update(status="failed", finished_at=timezone.now(), error=str(error)[:2000])
-        raise
-    scan.refresh_from_db()
-    return scan
-
-
-def scan_start() -> ScanRun:
-    """Create a pending scan and hand it to the worker once the transaction commits (at once when Celery is eager)."""
-    from inventory.tasks import scan_run_task  # the task module imports this one
-
-    scan = ScanRun.objects.create()
-    transaction.on_commit(lambda: scan_run_task.delay(scan.pk))
-    return scan
-
-
-def _scan_compute_and_write(scan: ScanRun, on: date) -> None:
-    catalog, rules = catalog_get(), rules_get()
-    rows = server_rows()
-    # Waivers as of the scan's date, so a scan for an earlier date sees the waivers valid then.
-    moment = timezone.now() if on == today() else timezone.make_aware(datetime.combine(on, time(12)))
-    waivers = waivers_active(target_kind="update", now=moment)
-    previous = dict(ServerResult.objects.filter(scan_id=_previous_scan_id(scan)).values_list("server_id", "state"))
-    verdicts: dict[object, Verdict] = {}
-    by_build: dict = {}
-    for row in rows:
-        if row.facts not in verdicts:
-            verdicts[row.facts] = evaluate(row.facts, catalog, rules, today=on, cache=by_build)
-    stored = ScanVerdict.objects.bulk_create(
-        [_verdict_row(scan, verdict) for verdict in verdicts.values()], batch_size=BATCH
-    )
-    stored_by_facts = dict(zip(verdicts.keys(), stored, strict=True))
-    results, changed, counts, newly = [], [], Counter(), 0
-    for row in rows:
-        verdict = verdicts[row.facts]
-        state, waiver = verdict.state, None
-        if verdict.state not in COMPLIANT_STATES and waivers:
-            kbs = [ref.kb for ref in verdict.missing if ref.kb] + ([verdict.install.kb] if verdict.install else [])
-            waiver = waiver_for(waivers, server_id=row.id, site_id=row.site_id, kbs=[kb for kb in kbs if kb])
-            if waiver is not None:
-                state = EXCEPTED
-        was = previous.get(row.id)
-        is_new = bool(previous) and state not in COMPLIANT_STATES and (was is None or was in COMPLIANT_STATES)
-        newly += is_new
-        counts[state] += 1
-        results.append((scan.pk, row.id, stored_by_facts[row.facts].pk, state, waiver.pk if waiver else None, is_new))
-        if state != was:
-            install = verdict.install.kb if verdict.install else None
-            changed.append(
-                (
-                    "verdict",
-                    row.id,
-                    row.fqdn,
-                    "updated",
-                    {"state": state, "was": was, "scan": scan.pk, "install": install},
-                )
-            )
-    rows_insert(ServerResult, RESULT_COLUMNS, results)
-    changes_record(changed)
-    ScanRun.objects.filter(pk=scan.pk).update(
-        status="succeeded", finished_at=timezone.now(), server_count=len(rows), distinct_count=len(verdicts),
-        counts=dict(sorted(counts.items())), newly_noncompliant=newly,
-    )  # fmt: skip
-
-
-RESULT_COLUMNS = ("scan_id", "server_id", "verdict_id", "state", "waiver_id", "is_newly_noncompliant")
-
-
-def _previous_scan_id(scan: ScanRun) -> int | None:
-    return (
-        ScanRun.objects.filter(status="succeeded", pk__lt=scan.pk).order_by("-pk").values_list("pk", flat=True).first()
-    )
-
-
-def _verdict_row(scan: ScanRun, verdict: Verdict) -> ScanVerdict:
-    return ScanVerdict(
-        scan=scan,
-        state=verdict.state,
-        current=dict(verdict.current),
-        install=verdict.install.as_dict() | {"title": verdict.install.title} if verdict.install else None,
-        supersedes=[ref.kb or ref.name for ref in verdict.supersedes],
-        security_updates=[ref.kb or ref.name for ref in verdict.security_updates],
-        missing_updates=[ref.kb or ref.name for ref in verdict.missing],
-        missing_prerequisites=list(verdict.missing_prerequisites),
-        days_behind=verdict.days_behind,
-        reasons=list(verdict.reasons),
-    )
+# Scans run in chunks that several workers share; the code lives in inventory/scans.py (scan_run_execute, imported
+# above, stays importable from here).
 
 
 # -- single-object writes (API) ---------------------------------------------------------------------

@@ -4,7 +4,19 @@ from django.contrib import admin
 from django.db.models import Count
 
 from kb.engine.builds import InvalidBuildError, parse_build
-from kb.models import CatalogConflict, CatalogSource, Fix, Level, Product, Rule, Update, UpdateFix
+from kb.models import (
+    CatalogChange,
+    CatalogConflict,
+    CatalogFeed,
+    CatalogRefresh,
+    CatalogSource,
+    Fix,
+    Level,
+    Product,
+    Rule,
+    Update,
+    UpdateFix,
+)
 
 
 class UpdateFixInline(admin.TabularInline):
@@ -96,3 +108,41 @@ class RuleAdmin(admin.ModelAdmin):
         # An operator's change must survive the next `catalog_load` of the bundled rules.
         obj.is_operator_edited = True
         super().save_model(request, obj, form, change)
+
+
+@admin.register(CatalogFeed)
+class CatalogFeedAdmin(admin.ModelAdmin):
+    """Configured sources and how their fetches went (the URLs themselves come from EXCHANGEPATCH_CATALOG_SOURCES)."""
+
+    list_display = ("url", "last_success_at", "last_attempt_at", "failing_since", "consecutive_failures")
+    readonly_fields = (
+        "url", "last_attempt_at", "last_success_at", "failing_since", "consecutive_failures", "last_error",
+        "last_sha256",
+    )  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False
+
+
+class CatalogChangeInline(admin.TabularInline):
+    model = CatalogChange
+    extra = 0
+    can_delete = False
+    fields = ("action", "title", "kb", "build", "source_name", "source_sha256")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CatalogRefresh)
+class CatalogRefreshAdmin(admin.ModelAdmin):
+    list_display = ("started_at", "outcome", "created_count", "updated_count", "scan_id")
+    readonly_fields = (
+        "started_at", "finished_at", "outcome", "sources", "created_count", "updated_count", "affected_levels",
+        "scan_id",
+    )  # fmt: skip
+    inlines = (CatalogChangeInline,)
+
+    def has_add_permission(self, request):
+        return False

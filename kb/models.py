@@ -206,3 +206,65 @@ class Rule(TimeStamped):
 
     def __str__(self) -> str:
         return self.key
+
+
+class CatalogFeed(models.Model):
+    """A configured catalog source URL and how its fetches went; a feed failing for days makes the catalog stale."""
+
+    url = models.CharField(max_length=1000, unique=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True, help_text="First failed fetch since the last success")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_sha256 = models.CharField(max_length=64, blank=True, help_text="Of the last document imported")
+
+    class Meta:
+        ordering = ("url",)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class CatalogRefresh(models.Model):
+    """One run of the catalog refresh: what each source answered and what changed."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, help_text="changed, unchanged, failed or partial")
+    sources = models.JSONField(default=list, help_text="[{url, status, detail, counts, sha256}]")
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    affected_levels = models.JSONField(default=list, help_text="[[product, level], …] the changes touch")
+    scan_id = models.BigIntegerField(null=True, blank=True, help_text="The recompute it started (inventory scan id)")
+
+    class Meta:
+        ordering = ("-started_at", "-pk")
+
+    def __str__(self) -> str:
+        return f"refresh {self.started_at:%Y-%m-%d %H:%M} {self.outcome}"
+
+
+class CatalogChange(models.Model):
+    """An update a refresh created or changed, with the document it came from (provenance)."""
+
+    refresh = models.ForeignKey(CatalogRefresh, on_delete=models.CASCADE, related_name="changes")
+    update = models.ForeignKey(Update, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    identity_key = models.CharField(max_length=100)
+    action = models.CharField(max_length=8, help_text="created or updated")
+    title = models.CharField(max_length=200)
+    product = models.CharField(max_length=8)
+    level = models.CharField(max_length=16)
+    kind = models.CharField(max_length=8, choices=UpdateKind.choices)
+    kb = models.CharField(max_length=16, blank=True)
+    build = models.CharField(max_length=32, blank=True)
+    is_security = models.BooleanField(default=False)
+    source_name = models.CharField(max_length=200)
+    source_location = models.CharField(max_length=1000)
+    source_sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ("refresh", "pk")
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.title} ({self.source_name})"

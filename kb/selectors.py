@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db.models import Count, F, Prefetch, QuerySet
@@ -11,7 +11,7 @@ from django.utils import timezone
 from kb.engine.builds import Build, parse_build
 from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport
 from kb.engine.rules import Rules
-from kb.models import CatalogSource, Fix, Rule, Update
+from kb.models import CatalogFeed, CatalogSource, Fix, Rule, Update, UpdateFix
 
 
 def today() -> date:
@@ -116,3 +116,55 @@ def updates_for_kb(kb: str) -> list[Update]:
         .select_related("product", "level__product", "source")
         .prefetch_related(Prefetch("fixes", queryset=Fix.objects.order_by("kb")), "conflicts")
     )
+
+
+def fix_carriers() -> dict[str, list[CatalogEntry]]:
+    """Every fix's KB → the catalog entries of the updates that carry it (one query)."""
+    carriers: dict[str, list[CatalogEntry]] = {}
+    links = UpdateFix.objects.select_related("fix", "update__product", "update__level").order_by("fix__kb", "pk")
+    for link in links:
+        update = link.update
+        carriers.setdefault(link.fix.kb, []).append(entry_from_update(update, update.product.key, update.level.name))
+    return carriers
+
+
+def catalog_staleness(*, now=None) -> list[str]:
+    """A warning per configured source that could not be fetched for more than EXCHANGEPATCH_CATALOG_STALE_DAYS."""
+    now = now or timezone.now()
+    warnings = []
+    feeds = CatalogFeed.objects.filter(url__in=settings.EXCHANGEPATCH_CATALOG_SOURCES, failing_since__isnull=False)
+    for feed in feeds.order_by("url"):
+        quiet = now - feed.failing_since
+        if quiet > timedelta(days=settings.EXCHANGEPATCH_CATALOG_STALE_DAYS):
+            last = f"last success {feed.last_success_at:%Y-%m-%d}" if feed.last_success_at else "never fetched"
+            warnings.append(
+                f"catalog source {feed.url} could not be fetched for {quiet.days} days ({last}; "
+                f"last error: {feed.last_error})"
+            )
+    return warnings
+
+
+def catalog_status() -> dict:
+    """How fresh the catalog is: newest import, each configured source's fetch history, staleness warnings (API,
+    portal)."""
+    imported = CatalogSource.objects.order_by("-imported_at").values_list("imported_at", flat=True).first()
+    feeds = {feed.url: feed for feed in CatalogFeed.objects.filter(url__in=settings.EXCHANGEPATCH_CATALOG_SOURCES)}
+    sources = []
+    for url in settings.EXCHANGEPATCH_CATALOG_SOURCES:
+        feed = feeds.get(url)
+        sources.append(
+            {
+                "url": url,
+                "last_attempt_at": feed.last_attempt_at if feed else None,
+                "last_success_at": feed.last_success_at if feed else None,
+                "failing_since": feed.failing_since if feed else None,
+                "last_error": feed.last_error if feed else "",
+            }
+        )
+    return {
+        "imported_at": imported,
+        "age_days": round((timezone.now() - imported).total_seconds() / 86400, 2) if imported else None,
+        "stale_after_days": settings.EXCHANGEPATCH_CATALOG_STALE_DAYS,
+        "sources": sources,
+        "warnings": catalog_staleness(),
+    }

@@ -42,3 +42,60 @@ def loaded_catalog(db):
     from kb.services import catalog_load_snapshot
 
     return catalog_load_snapshot()
+
+
+class LocalHttpServer:
+    """A real HTTP server on 127.0.0.1 and a port the OS picks, in a thread: serves `routes` and records requests.
+
+    routes: path → (status, body bytes, content type), or a list of them answered in turn (the last one repeats).
+    """
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.routes: dict[str, object] = {}
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                server.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    }
+                )
+                route = server.routes.get(self.path, (404, b"not found", "text/plain"))
+                if isinstance(route, list):
+                    route = route.pop(0) if len(route) > 1 else route[0]
+                status, payload, content_type = route
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def http_server():
+    server = LocalHttpServer()
+    yield server
+    server.close()

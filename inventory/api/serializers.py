@@ -169,8 +169,9 @@ class ScanSerializer(serializers.ModelSerializer):
     class Meta:
         model = ScanRun
         fields = (
-            "id", "status", "started_at", "finished_at", "as_of", "server_count", "distinct_count", "counts",
-            "newly_noncompliant", "error", "created",
+            "id", "status", "trigger", "started_at", "finished_at", "as_of", "server_count", "distinct_count", "counts",
+            "newly_noncompliant", "newly_compliant", "newly_excepted", "baseline", "chunk_count", "chunks_done",
+            "carried_count", "error", "created",
         )  # fmt: skip
 
 

@@ -14,12 +14,14 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from exchangepatch.api import ETagMixin, error_response, etag_for
+from exchangepatch.api import ErrorSerializer, ETagMixin, error_response, etag_for
 from inventory.api import serializers
 from inventory.api.filters import ServerFilter, WaiverFilter
+from inventory.choices import ScanTrigger
 from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
 from inventory.records import records_from_items, server_record_from_mapping
+from inventory.scans import ScanBusyError
 from inventory.selectors import (
     compliance_summary,
     fix_status,
@@ -29,7 +31,7 @@ from inventory.selectors import (
     updates_needed,
 )
 from inventory.services import server_delete, server_upsert_many, waiver_delete, waiver_save
-from inventory.tasks import scan_run_task
+from inventory.tasks import BrokerUnavailableError, scan_launch
 from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.planning import PlanError
 from kb.models import Update
@@ -271,11 +273,30 @@ class ScanViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.ScanSerializer
     filterset_fields = {"status": ["exact"]}
 
-    @extend_schema(request=None, responses={202: serializers.ScanStartedSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: serializers.ScanStartedSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="a scan of the estate is already pending or running"),
+            503: OpenApiResponse(ErrorSerializer, description="the task broker is unavailable; nothing was started"),
+        },
+    )
     def create(self, request, *args, **kwargs):
-        """Start a scan; it runs in the worker (or at once when Celery is eager). Poll status_url."""
-        scan = ScanRun.objects.create()
-        transaction.on_commit(lambda: scan_run_task.delay(scan.pk))
+        """Start a scan; it runs in the workers (or at once when Celery is eager). Poll status_url."""
+        try:
+            scan = scan_launch(trigger=ScanTrigger.API)
+        except ScanBusyError as busy:
+            active = ScanRun.objects.get(pk=busy.scan_id)
+            url = request.build_absolute_uri(f"/api/v1/scans/{active.pk}/")
+            return error_response(
+                f"scan {active.pk} of the estate is {active.status}; poll {url} (two scans of one scope never overlap)",
+                status.HTTP_409_CONFLICT,
+            )
+        except BrokerUnavailableError:
+            return error_response(
+                "the task broker is unavailable, so the scan was not started; try again later",
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
         url = request.build_absolute_uri(f"/api/v1/scans/{scan.pk}/")
         return Response({"id": scan.pk, "status": scan.status, "status_url": url}, status=status.HTTP_202_ACCEPTED)
 

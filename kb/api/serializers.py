@@ -67,3 +67,19 @@ class BuildInfoSerializer(serializers.Serializer):
     is_latest = serializers.BooleanField()
     notes = serializers.ListField(child=serializers.CharField())
     error = serializers.CharField(allow_null=True)
+
+
+class CatalogSourceStatusSerializer(serializers.Serializer):
+    url = serializers.CharField()
+    last_attempt_at = serializers.DateTimeField(allow_null=True)
+    last_success_at = serializers.DateTimeField(allow_null=True)
+    failing_since = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+
+
+class CatalogStatusSerializer(serializers.Serializer):
+    imported_at = serializers.DateTimeField(allow_null=True)
+    age_days = serializers.FloatField(allow_null=True)
+    stale_after_days = serializers.IntegerField()
+    sources = CatalogSourceStatusSerializer(many=True)
+    warnings = serializers.ListField(child=serializers.CharField())

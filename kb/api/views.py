@@ -13,7 +13,7 @@ from kb.api import serializers
 from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.lookup import build_info
 from kb.models import Fix, Level, Product, Rule, Update
-from kb.selectors import catalog_get, today
+from kb.selectors import catalog_get, catalog_status, today
 
 
 class UpdateFilter(django_filters.FilterSet):
@@ -81,3 +81,14 @@ class BuildResolveView(GenericAPIView):
         if info["error"]:
             return error_response("invalid input", 400, {"build": [info["error"]]})
         return Response(info)
+
+
+class CatalogStatusView(GenericAPIView):
+    """How fresh the catalog is: newest import, each configured source's fetches, and staleness warnings."""
+
+    serializer_class = serializers.CatalogStatusSerializer
+    pagination_class = None
+    filter_backends = []
+
+    def get(self, request):
+        return Response(serializers.CatalogStatusSerializer(catalog_status()).data)

@@ -13,11 +13,10 @@ SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 REQUIRED = os.environ.get("EXCHANGEPATCH_REQUIRE_SERVICES") == "1"
 USER, PASSWORD = "operator", "invented-password-1"
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls of the test set-up are still synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-
-@pytest.fixture(scope="session")
+# Module scope: while Playwright's sync API runs, its event loop is running in this thread, and Django then refuses
+# synchronous ORM calls (and async_to_sync) of tests outside this folder; the loop stops with the module.
+@pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
         if REQUIRED:
@@ -25,6 +24,9 @@ def browser():
         pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium); .ci/run installs it")
     from playwright.sync_api import sync_playwright
 
+    # The browser tests' own set-up (fixtures, live server) still calls the ORM synchronously beside that loop.
+    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -34,6 +36,10 @@ def browser():
         )  # fmt: skip
         yield browser
         browser.close()
+    if saved is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
 
 
 class Server:

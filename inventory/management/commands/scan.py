@@ -4,7 +4,7 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inventory.services import scan_run_execute
+from inventory.scans import ScanBusyError, scan_run_execute
 from kb.engine.compliance import STATES
 from kb.models import Update
 
@@ -22,7 +22,10 @@ class Command(BaseCommand):
             raise CommandError(f"--as-of: {as_of!r} is not a date (YYYY-MM-DD)") from None
         if not Update.objects.exists():
             raise CommandError("the catalog is empty: run `python manage.py catalog_load` first")
-        scan = scan_run_execute(as_of=on)
+        try:
+            scan = scan_run_execute(as_of=on)
+        except ScanBusyError as busy:
+            raise CommandError(f"{busy}: wait for it to finish (two scans of one scope never overlap)") from None
         self.stdout.write(
             f"scan {scan.pk} as of {scan.as_of}: {scan.server_count} servers, {scan.distinct_count} distinct builds/facts, "
             f"{scan.newly_noncompliant} newly non-compliant"

@@ -6,7 +6,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from kb.engine.lookup import build_info
-from kb.selectors import catalog_get, today
+from kb.selectors import catalog_get, catalog_staleness, today
 
 
 class Command(BaseCommand):
@@ -29,6 +29,8 @@ class Command(BaseCommand):
         if not catalog.entries:
             raise CommandError("the catalog is empty: run `python manage.py catalog_load` first")
         on = today()
+        for warning in catalog_staleness():  # on stderr: the table and the JSON keep their shape
+            self.stderr.write(f"warning: {warning}; verdicts may miss newer updates")
         results = [build_info(text, catalog, today=on) for text in inputs]
         if options["json"]:
             self.stdout.write(json.dumps(results, indent=2))

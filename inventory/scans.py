@@ -1,0 +1,565 @@
+"""Scans in chunks: planned once, chunks claimed by any number of workers, finished once (design: docs/jobs.md).
+
+A scan goes pending → running → succeeded or failed:
+- `scan_start` takes the scope lock (a partial unique index: one running scan per scope), fixes the baseline the
+  deltas compare with, computes one verdict per distinct set of facts and splits the servers into id ranges.
+- `scan_chunk_run` claims one pending chunk with SELECT … FOR UPDATE SKIP LOCKED and writes its results, its
+  change-feed rows and `done` in that one transaction: a worker that dies mid-chunk leaves the chunk pending (the
+  database rolls the transaction back and releases the lock), and a chunk is never written twice.
+- `scan_finish` runs once, when no chunk is left: aggregates, counts, carry-forward for a recompute.
+- `scans_watch` (the watchdog, every minute) resumes a running scan whose heartbeat is older than the lease, and fails
+  with the reason one that was resumed too often or never started, so nothing stays running or pending for ever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time as clock
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from inventory.bulk import rows_insert
+from inventory.changes import changes_record
+from inventory.choices import ChunkStatus, Delta, ScanStatus, ScanTrigger
+from inventory.models import ScanChunk, ScanRun, ScanTally, ScanVerdict, Server, ServerResult, VerdictGap
+from inventory.selectors import facts_key, server_facts_distinct, server_rows, waiver_for, waivers_active
+from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, ServerFacts, Verdict, evaluate, has_fix
+from kb.selectors import catalog_get, fix_carriers, rules_get, today
+
+logger = logging.getLogger(__name__)
+SCOPE_ESTATE = "estate"
+ANY_LEVEL = "*"  # in `levels`: every level of the product (a new CU or SP moves the support window)
+
+
+class ScanBusyError(Exception):
+    """Another scan of the same scope is running."""
+
+    def __init__(self, scan_id: int | None, scope: str):
+        self.scan_id, self.scope = scan_id, scope
+        super().__init__(f"scan {scan_id} of scope {scope!r} is running")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# -- request, start --------------------------------------------------------------------------------
+
+
+def scan_active(*, scope: str = SCOPE_ESTATE) -> ScanRun | None:
+    """The pending or running scan of the scope, if any."""
+    return (
+        ScanRun.objects.filter(scope=scope, status__in=(ScanStatus.PENDING, ScanStatus.RUNNING)).order_by("pk").first()
+    )
+
+
+def scan_request(
+    *, trigger: str, levels: list | tuple = (), scope: str = SCOPE_ESTATE, as_of: date | None = None
+) -> ScanRun:
+    """A pending scan: the outbox row a task picks up. The caller dispatches it on commit."""
+    return ScanRun.objects.create(scope=scope, trigger=trigger, levels=[list(pair) for pair in levels], as_of=as_of)
+
+
+def scan_start(*, scan_id: int, as_of: date | None = None) -> ScanRun:
+    """pending → running: take the scope lock, fix the baseline, compute the verdicts, plan the chunks.
+
+    A scan that is not pending is returned as it is (a redelivered message). Raises ScanBusyError when another scan
+    of the scope is running; the scan then stays pending.
+    """
+    with transaction.atomic():
+        scan = ScanRun.objects.select_for_update().get(pk=scan_id)
+        if scan.status != ScanStatus.PENDING:
+            return scan
+        now = timezone.now()
+        scan.as_of = as_of or scan.as_of or today()
+        try:
+            with transaction.atomic():
+                ScanRun.objects.filter(pk=scan.pk).update(
+                    status=ScanStatus.RUNNING, started_at=now, heartbeat_at=now, as_of=scan.as_of,
+                    attempts=F("attempts") + 1,
+                )  # fmt: skip
+        except IntegrityError:
+            running = ScanRun.objects.filter(scope=scan.scope, status=ScanStatus.RUNNING).values_list("pk", flat=True)
+            raise ScanBusyError(running.first(), scan.scope) from None
+        scan.baseline_id = (
+            ScanRun.objects.filter(scope=scan.scope, status=ScanStatus.SUCCEEDED, pk__lt=scan.pk)
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if scan.levels and (
+            scan.baseline_id is None or ScanVerdict.objects.filter(scan_id=scan.baseline_id, facts_key="").exists()
+        ):
+            scan.levels = []  # nothing to carry forward from: evaluate every server
+        _verdicts_plan(scan)
+        chunks = _chunks_plan(scan)
+        ScanRun.objects.filter(pk=scan.pk).update(
+            baseline_id=scan.baseline_id, levels=scan.levels, chunk_count=len(chunks)
+        )
+    scan.refresh_from_db()
+    return scan
+
+
+def _verdicts_plan(scan: ScanRun) -> None:
+    """One verdict per distinct set of facts, computed once for the whole scan; chunks only look them up."""
+    facts = server_facts_distinct()
+    if facts:
+        verdicts_ensure(scan, facts, catalog_get(), rules_get(), is_fresh=True)
+
+
+def verdicts_ensure(
+    scan: ScanRun, facts: list[ServerFacts], catalog, rules, *, is_fresh: bool = False
+) -> dict[str, int]:
+    """Write the scan's verdicts (and what each misses) for these facts where missing; facts key → verdict id.
+
+    `is_fresh` (planning: the scan has no verdict yet, and nobody else writes them) takes the bulk path (COPY);
+    otherwise rows another chunk wrote meanwhile are skipped."""
+    keys = {f: facts_key(f) for f in facts}
+    found: dict[str, int] = {}
+    if not is_fresh:
+        existing = ScanVerdict.objects.filter(scan=scan, facts_key__in=keys.values())
+        found = dict(existing.values_list("facts_key", "pk"))
+    todo = sorted((f for f in facts if keys[f] not in found), key=keys.get)
+    if not todo:
+        return found
+    cache: dict = {}
+    computed = {keys[f]: (f, evaluate(f, catalog, rules, today=scan.as_of, cache=cache)) for f in todo}
+    rows = [_verdict_values(scan.pk, key, verdict) for key, (_, verdict) in computed.items()]
+    _insert(ScanVerdict, VERDICT_COLUMNS, rows, is_fresh=is_fresh)
+    created = dict(ScanVerdict.objects.filter(scan=scan, facts_key__in=computed.keys()).values_list("facts_key", "pk"))
+    carriers, by_build = fix_carriers(), {}
+    gaps = []
+    for key, (f, verdict) in computed.items():
+        # What is missing depends on the build alone: shared by every verdict of the build.
+        build = (f.build_text, f.build_source)
+        if build not in by_build:
+            by_build[build] = _gaps(verdict, carriers, catalog)
+        gaps += [(scan.pk, created[key], *gap) for gap in by_build[build]]
+    _insert(VerdictGap, GAP_COLUMNS, gaps, is_fresh=is_fresh)
+    return found | created
+
+
+VERDICT_COLUMNS = (
+    "scan_id", "facts_key", "state", "current", "install", "supersedes", "security_updates", "missing_updates",
+    "missing_prerequisites", "days_behind", "reasons", "product", "level",
+)  # fmt: skip
+GAP_COLUMNS = ("scan_id", "verdict_id", "kind", "kb", "is_security", "is_install_target", "is_known")
+
+
+def _insert(model, columns: tuple[str, ...], rows: list[tuple], *, is_fresh: bool) -> None:
+    if is_fresh:
+        rows_insert(model, columns, rows)
+    else:
+        model.objects.bulk_create(
+            [model(**dict(zip(columns, row, strict=True))) for row in _decoded(model, columns, rows)],
+            batch_size=2000, ignore_conflicts=True,
+        )  # fmt: skip
+
+
+def _decoded(model, columns: tuple[str, ...], rows: list[tuple]):
+    """Rows as model values: JSON columns back from their text."""
+    json_at = [i for i, name in enumerate(columns) if name in _JSON_COLUMNS.get(model, ())]
+    for row in rows:
+        values = list(row)
+        for i in json_at:
+            values[i] = json.loads(values[i]) if values[i] is not None else None
+        yield tuple(values)
+
+
+_JSON_COLUMNS = {
+    ScanVerdict: ("current", "install", "supersedes", "security_updates", "missing_updates", "missing_prerequisites",
+                  "reasons"),
+}  # fmt: skip
+
+
+def _gaps(verdict: Verdict, carriers: dict, catalog) -> list[tuple]:
+    """What a verdict misses, as (kind, kb, is_security, is_install_target, is_known): every missing update, and every
+    fix whose carrying updates it lacks (is_known false: its build cannot tell)."""
+    security = {ref.kb or ref.name for ref in verdict.security_updates}
+    install = (verdict.install.kb or verdict.install.name) if verdict.install else None
+    updates = dict.fromkeys(key for key in (ref.kb or ref.name for ref in verdict.missing) if key)
+    gaps = [("update", key, key in security, key == install, True) for key in updates]
+    resolution = verdict.resolution
+    product = resolution.product.key if resolution is not None and resolution.product is not None else None
+    if product is None:
+        return gaps
+    for kb, entries in carriers.items():
+        if not any(entry.product == product for entry in entries):
+            continue  # not applicable to this product
+        present = has_fix(resolution, entries, catalog)
+        if present is not True:
+            gaps.append(("fix", kb, False, False, present is not None))
+    return gaps
+
+
+def _verdict_values(scan_id: int, key: str, verdict: Verdict) -> tuple:
+    level = verdict.resolution.level if verdict.resolution is not None else None
+    install = verdict.install.as_dict() | {"title": verdict.install.title} if verdict.install else None
+    return (
+        scan_id,
+        key,
+        verdict.state,
+        json.dumps(dict(verdict.current)),
+        json.dumps(install) if install is not None else None,
+        json.dumps([ref.kb or ref.name for ref in verdict.supersedes]),
+        json.dumps([ref.kb or ref.name for ref in verdict.security_updates]),
+        json.dumps([ref.kb or ref.name for ref in verdict.missing]),
+        json.dumps(list(verdict.missing_prerequisites)),
+        verdict.days_behind,
+        json.dumps(list(verdict.reasons)),
+        level.product if level else "",
+        level.name if level else "",
+    )
+
+
+def _chunks_plan(scan: ScanRun) -> list[ScanChunk]:
+    size = max(1, settings.EXCHANGEPATCH_SCAN_CHUNK_SIZE)
+    ids = list(Server.objects.order_by("pk").values_list("pk", flat=True))
+    chunks = [
+        ScanChunk(scan=scan, number=number, first_server_id=part[0], last_server_id=part[-1])
+        for number, part in enumerate((ids[i : i + size] for i in range(0, len(ids), size)), start=1)
+    ]
+    ScanChunk.objects.bulk_create(chunks)
+    return chunks
+
+
+# -- chunks ----------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _VerdictInfo:
+    id: int
+    state: str
+    kbs: tuple[str, ...]  # missing updates and the install target: what a waiver may name
+    install: str | None
+    is_affected: bool
+
+
+@dataclass(slots=True)
+class _Context:
+    """What every chunk of one scan reads, loaded once per worker process per scan."""
+
+    scan: ScanRun
+    moment: datetime
+    waivers: dict
+    verdicts: dict[str, _VerdictInfo]
+    facts: dict  # raw server columns → shared ServerFacts
+    keys: dict  # ServerFacts → facts key
+
+
+_contexts: dict[tuple, _Context] = {}
+
+
+def _context(scan: ScanRun) -> _Context:
+    context = _contexts.get((scan.pk, scan.started_at))
+    if context is None:
+        _contexts.clear()  # one scan at a time per process is enough; do not keep old catalogs alive
+        on = scan.as_of
+        # Waivers as of the scan's date, so a scan for an earlier date sees the waivers valid then.
+        moment = timezone.now() if on == today() else timezone.make_aware(datetime.combine(on, time(12)))
+        context = _contexts[(scan.pk, scan.started_at)] = _Context(
+            scan, moment, waivers_active(target_kind="update", now=moment), {}, {}, {}
+        )
+        _verdicts_load(context)
+    return context
+
+
+def _verdicts_load(context: _Context) -> None:
+    levels = {tuple(pair) for pair in context.scan.levels}
+    rows = ScanVerdict.objects.filter(scan=context.scan).values_list(
+        "pk", "facts_key", "state", "missing_updates", "install", "product", "level"
+    )
+    for pk, key, state, missing, install, product, level in rows:
+        target = install.get("kb") if install else None
+        context.verdicts[key] = _VerdictInfo(
+            pk, state, tuple(missing) + ((target,) if target else ()), target,
+            bool(levels) and ((product, level) in levels or (product, ANY_LEVEL) in levels),
+        )  # fmt: skip
+
+
+def scan_chunk_run(*, scan_id: int, worker: str = "") -> int | None:
+    """Claim one pending chunk and write its results in one transaction; the chunk's number, or None when no chunk
+    is left to claim (all done, or the rest are being written by other workers)."""
+    scan = ScanRun.objects.filter(pk=scan_id, status=ScanStatus.RUNNING).first()
+    if scan is None:
+        return None
+    context = _context(scan)
+    ScanRun.objects.filter(pk=scan_id).update(heartbeat_at=timezone.now())
+    with transaction.atomic():
+        chunk = (
+            ScanChunk.objects.select_for_update(skip_locked=True)
+            .filter(scan_id=scan_id, status=ChunkStatus.PENDING)
+            .order_by("number")
+            .first()
+        )
+        if chunk is None:
+            return None
+        if settings.EXCHANGEPATCH_SCAN_CHUNK_PAUSE:
+            clock.sleep(settings.EXCHANGEPATCH_SCAN_CHUNK_PAUSE)
+        count = _chunk_write(context, chunk)
+        ScanChunk.objects.filter(pk=chunk.pk).update(
+            status=ChunkStatus.DONE, server_count=count, worker=worker or worker_name(), finished_at=timezone.now()
+        )
+    ScanRun.objects.filter(pk=scan_id).update(heartbeat_at=timezone.now(), chunks_done=F("chunks_done") + 1)
+    return chunk.number
+
+
+def _chunk_write(context: _Context, chunk: ScanChunk) -> int:
+    scan = context.scan
+    rows = server_rows(
+        Server.objects.filter(pk__gte=chunk.first_server_id, pk__lte=chunk.last_server_id), shared=context.facts
+    )
+    previous = {}
+    if scan.baseline_id:
+        previous = dict(
+            ServerResult.objects.filter(
+                scan_id=scan.baseline_id, server_id__gte=chunk.first_server_id, server_id__lte=chunk.last_server_id
+            ).values_list("server_id", "state")
+        )
+    for facts in {row.facts for row in rows} - context.keys.keys():
+        context.keys[facts] = facts_key(facts)
+    unknown = {row.facts for row in rows if context.keys[row.facts] not in context.verdicts}
+    if unknown:  # a server synced after planning brought new facts
+        verdicts_ensure(scan, list(unknown), catalog_get(), rules_get())
+        _verdicts_load(context)
+    recompute = bool(scan.levels)
+    results, changed = [], []
+    for row in rows:
+        verdict = context.verdicts[context.keys[row.facts]]
+        was = previous.get(row.id)
+        if recompute and was is not None and not verdict.is_affected:
+            continue  # carried forward from the baseline by scan_finish
+        state, waiver = verdict.state, None
+        if state not in COMPLIANT_STATES and context.waivers:
+            waiver = waiver_for(context.waivers, server_id=row.id, site_id=row.site_id, kbs=verdict.kbs)
+            if waiver is not None:
+                state = EXCEPTED
+        delta = _delta(state, was, has_baseline=scan.baseline_id is not None)
+        results.append(
+            (scan.pk, row.id, verdict.id, state, waiver.pk if waiver else None,
+             delta == Delta.NEWLY_NONCOMPLIANT, delta)
+        )  # fmt: skip
+        if state != was:
+            changed.append(
+                ("verdict", row.id, row.fqdn, "updated",
+                 {"state": state, "was": was, "scan": scan.pk, "install": verdict.install})
+            )  # fmt: skip
+    rows_insert(ServerResult, RESULT_COLUMNS, results)
+    changes_record(changed)  # last: it holds the feed lock until this transaction commits
+    return len(results)
+
+
+RESULT_COLUMNS = ("scan_id", "server_id", "verdict_id", "state", "waiver_id", "is_newly_noncompliant", "delta")
+
+
+def _delta(state: str, was: str | None, *, has_baseline: bool) -> str:
+    """How the state moved since the baseline. A server new since the baseline counts as newly non-compliant when it
+    is not compliant; nothing is new in the very first scan. Moving between two non-compliant states is no delta."""
+    if not has_baseline or state == was:
+        return Delta.NONE
+    if state == EXCEPTED:
+        return Delta.NEWLY_EXCEPTED
+    if state in COMPLIANT_STATES:
+        return Delta.NEWLY_COMPLIANT if was is not None else Delta.NONE
+    return Delta.NEWLY_NONCOMPLIANT if was is None or was in COMPLIANT_STATES else Delta.NONE
+
+
+# -- finish, fail ----------------------------------------------------------------------------------
+
+
+def scan_finish(*, scan_id: int) -> bool:
+    """running → succeeded once no chunk is pending: carry forward (recompute), aggregate, count. True when this
+    call finished it; whoever comes second (another worker, the watchdog) finds it finished and does nothing."""
+    with transaction.atomic():
+        scan = ScanRun.objects.select_for_update().filter(pk=scan_id, status=ScanStatus.RUNNING).first()
+        if scan is None or ScanChunk.objects.filter(scan=scan, status=ChunkStatus.PENDING).exists():
+            return False
+        carried = _carry_forward(scan) if scan.levels and scan.baseline_id else 0
+        tallies_write(scan)
+        counts, deltas, servers = Counter(), Counter(), 0
+        for state, delta, count in ScanTally.objects.filter(scan=scan).values_list("state", "delta", "server_count"):
+            counts[state] += count
+            deltas[delta] += count
+            servers += count
+        ScanRun.objects.filter(pk=scan.pk).update(
+            status=ScanStatus.SUCCEEDED, finished_at=timezone.now(), heartbeat_at=timezone.now(),
+            server_count=servers, counts=dict(sorted(counts.items())), carried_count=carried,
+            distinct_count=ScanTally.objects.filter(scan=scan).values("verdict_id").distinct().count(),
+            chunks_done=ScanChunk.objects.filter(scan=scan).count(),
+            newly_noncompliant=deltas[Delta.NEWLY_NONCOMPLIANT], newly_compliant=deltas[Delta.NEWLY_COMPLIANT],
+            newly_excepted=deltas[Delta.NEWLY_EXCEPTED],
+        )  # fmt: skip
+    _contexts.clear()
+    return True
+
+
+def tallies_write(scan: ScanRun) -> None:
+    ScanTally.objects.filter(scan=scan).delete()
+    rows = (
+        ServerResult.objects.filter(scan=scan)
+        .values_list("verdict_id", "state", "delta")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    ScanTally.objects.bulk_create(
+        [ScanTally(scan=scan, verdict_id=v, state=s, delta=d, server_count=n) for v, s, d, n in rows], batch_size=2000
+    )
+
+
+def _carry_forward(scan: ScanRun) -> int:
+    """A recompute evaluated only the servers on the levels a catalog change touches; the others keep the baseline's
+    result, copied in SQL with their verdicts and gaps (matched by facts key) into this scan."""
+    table = {m: m._meta.db_table for m in (ScanVerdict, ServerResult, VerdictGap)}
+    verdict, result, gap = table[ScanVerdict], table[ServerResult], table[VerdictGap]
+    params = {"new": scan.pk, "base": scan.baseline_id}
+    carried = f"""
+        SELECT r.verdict_id FROM {result} r
+        WHERE r.scan_id = %(base)s
+          AND NOT EXISTS (SELECT 1 FROM {result} n WHERE n.scan_id = %(new)s AND n.server_id = r.server_id)"""
+    columns = (
+        "state, {p}current, {p}install, {p}supersedes, {p}security_updates, {p}missing_updates, "
+        "{p}missing_prerequisites, {p}days_behind, {p}reasons, {p}facts_key, {p}product, {p}level"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""INSERT INTO {verdict} (scan_id, {columns.format(p="")})
+                SELECT %(new)s, v.{columns.format(p="v.")} FROM {verdict} v
+                WHERE v.scan_id = %(base)s AND v.id IN ({carried})
+                ON CONFLICT DO NOTHING""",
+            params,
+        )
+        cursor.execute(
+            f"""INSERT INTO {gap} (scan_id, verdict_id, kind, kb, is_security, is_install_target, is_known)
+                SELECT %(new)s, nv.id, g.kind, g.kb, g.is_security, g.is_install_target, g.is_known
+                FROM {gap} g
+                JOIN {verdict} ov ON ov.id = g.verdict_id
+                JOIN {verdict} nv ON nv.scan_id = %(new)s AND nv.facts_key = ov.facts_key
+                WHERE g.scan_id = %(base)s AND ov.id IN ({carried})
+                ON CONFLICT DO NOTHING""",
+            params,
+        )
+        cursor.execute(
+            f"""INSERT INTO {result} (scan_id, server_id, verdict_id, state, waiver_id, is_newly_noncompliant, delta)
+                SELECT %(new)s, r.server_id, nv.id, r.state, r.waiver_id, %(false)s, ''
+                FROM {result} r
+                JOIN {verdict} ov ON ov.id = r.verdict_id
+                JOIN {verdict} nv ON nv.scan_id = %(new)s AND nv.facts_key = ov.facts_key
+                WHERE r.scan_id = %(base)s
+                  AND NOT EXISTS (SELECT 1 FROM {result} n WHERE n.scan_id = %(new)s AND n.server_id = r.server_id)""",
+            params | {"false": False},
+        )
+        return cursor.rowcount
+
+
+def scan_fail(*, scan_id: int, reason: str) -> bool:
+    """Mark a pending or running scan failed with the reason (the scope lock is released); True if it was."""
+    return bool(
+        ScanRun.objects.filter(pk=scan_id, status__in=(ScanStatus.PENDING, ScanStatus.RUNNING)).update(
+            status=ScanStatus.FAILED, finished_at=timezone.now(), error=reason[:2000]
+        )
+    )
+
+
+# -- in-process run, watchdog ----------------------------------------------------------------------
+
+
+def scan_work(*, scan_id: int, budget: float | None = None, worker: str = "") -> str:
+    """Claim and write chunks until none is left (then finish the scan) or the time budget is spent.
+
+    Returns "finished", "idle" (nothing left to claim: other workers hold the rest) or "continue" (budget spent).
+    A failure marks the scan failed with the error and re-raises.
+    """
+    started = clock.monotonic()
+    try:
+        while scan_chunk_run(scan_id=scan_id, worker=worker) is not None:
+            if budget is not None and clock.monotonic() - started > budget:
+                return "continue"
+    except Exception as error:
+        logger.exception("scan %s failed", scan_id)
+        scan_fail(scan_id=scan_id, reason=f"{type(error).__name__}: {error}")
+        raise
+    return "finished" if scan_finish(scan_id=scan_id) else "idle"
+
+
+def scan_run_execute(
+    *, scan_id: int | None = None, as_of: date | None = None, trigger: str = ScanTrigger.COMMAND
+) -> ScanRun:
+    """Run a scan to the end in this process: start, every chunk, finish. Raises ScanBusyError when another scan of
+    the scope is running. A failure marks the scan failed with the error and keeps earlier scans."""
+    scan = ScanRun.objects.get(pk=scan_id) if scan_id else scan_request(trigger=trigger, as_of=as_of)
+    try:
+        scan = scan_start(scan_id=scan.pk, as_of=as_of)
+    except ScanBusyError:
+        if scan_id is None:
+            ScanRun.objects.filter(pk=scan.pk).delete()  # requested here and never started: leave no trace
+        raise
+    except Exception as error:
+        scan_fail(scan_id=scan.pk, reason=f"{type(error).__name__}: {error}")
+        raise
+    if scan.status == ScanStatus.RUNNING:
+        scan_work(scan_id=scan.pk)
+    scan.refresh_from_db()
+    return scan
+
+
+@dataclass(frozen=True, slots=True)
+class WatchAction:
+    scan_id: int
+    action: str  # "resumed", "finished", "failed", "redispatched", "rerun"
+    reason: str = ""
+
+
+def scans_watch(*, resume_all: bool = False) -> list[WatchAction]:
+    """Find scans nobody is working on. Running past its lease: finish it if no chunk is pending, resume it
+    (the caller dispatches workers again) or, after too many attempts, fail it with the reason and ask for a re-run.
+    Pending too long: dispatch again, or fail with the reason. `resume_all` (a worker just started): resume every
+    running scan that has a chunk left, whatever its heartbeat."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.EXCHANGEPATCH_SCAN_LEASE_SECONDS)
+    limit = settings.EXCHANGEPATCH_SCAN_MAX_ATTEMPTS
+    actions = []
+    running = ScanRun.objects.filter(status=ScanStatus.RUNNING)
+    if not resume_all:
+        running = running.filter(Q(heartbeat_at__lt=now - lease) | Q(heartbeat_at__isnull=True))
+    for scan in running.order_by("pk"):
+        left = ScanChunk.objects.filter(scan=scan, status=ChunkStatus.PENDING).count()
+        if left == 0:
+            if scan_finish(scan_id=scan.pk):
+                actions.append(WatchAction(scan.pk, "finished"))
+            continue
+        quiet = (now - (scan.heartbeat_at or scan.created)).total_seconds()
+        if scan.attempts >= limit:
+            reason = (
+                f"lease expired: no worker finished a chunk for {quiet:.0f} s; {left} of {scan.chunk_count} chunks "
+                f"left after {scan.attempts} attempts"
+            )
+            if scan_fail(scan_id=scan.pk, reason=reason):
+                actions.append(WatchAction(scan.pk, "failed", reason))
+                if scan.trigger != ScanTrigger.WATCHDOG:
+                    rerun = scan_request(trigger=ScanTrigger.WATCHDOG, levels=scan.levels, scope=scan.scope)
+                    actions.append(WatchAction(rerun.pk, "rerun", f"re-run of scan {scan.pk}"))
+            continue
+        ScanRun.objects.filter(pk=scan.pk).update(attempts=F("attempts") + 1, heartbeat_at=now)
+        actions.append(WatchAction(scan.pk, "resumed", f"{left} chunks left, quiet for {quiet:.0f} s"))
+    stale = now - timedelta(seconds=settings.EXCHANGEPATCH_SCAN_PENDING_TIMEOUT)
+    busy = set(ScanRun.objects.filter(status=ScanStatus.RUNNING).values_list("scope", flat=True))
+    # A pending scan's heartbeat is when it was last dispatched.
+    quiet = Q(heartbeat_at__lt=now - lease) | Q(heartbeat_at__isnull=True, created__lt=now - lease)
+    for scan in ScanRun.objects.filter(quiet, status=ScanStatus.PENDING).order_by("pk"):
+        if scan.created < stale or scan.attempts >= limit:
+            reason = f"never started: no worker took it within {(now - scan.created).total_seconds():.0f} s"
+            if scan_fail(scan_id=scan.pk, reason=reason):
+                actions.append(WatchAction(scan.pk, "failed", reason))
+        elif scan.scope not in busy:  # behind a running scan of its scope it is waiting, not lost
+            ScanRun.objects.filter(pk=scan.pk).update(attempts=F("attempts") + 1, heartbeat_at=now)
+            actions.append(WatchAction(scan.pk, "redispatched"))
+    return actions
