@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from kb.engine.builds import Build, parse_build
-from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport
+from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport, disagreement_from_dict
 from kb.engine.rules import Rules
 from kb.models import Rule, Update
 
@@ -35,12 +35,15 @@ def entry_from_update(update: Update, product_key: str, level_name: str) -> Cata
         revision=update.revision,
         kb=update.kb or None,
         release_date=update.release_date,
+        is_month_only_date=update.is_month_only_date,
         is_security=update.is_security,
         is_recalled=update.is_recalled,
         sources=tuple(update.source_names),
         alternate_builds=tuple(
             AlternateBuild(parse_build(item["build"]), item["source"]) for item in update.alternate_builds
         ),
+        field_sources=tuple(sorted(update.field_sources.items())),
+        disagreements=tuple(disagreement_from_dict(item) for item in update.disagreements),
     )
 
 

@@ -52,6 +52,16 @@ class AlternateBuild:
 
 
 @dataclass(frozen=True, slots=True)
+class Disagreement:
+    """A value another source gives for one field of an update, and why the catalog keeps its own."""
+
+    field: str
+    value: str
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogEntry:
     """One catalog row: a base level (RTM/SP/CU) or an update (RU/SU/HU) with its build."""
 
@@ -64,10 +74,20 @@ class CatalogEntry:
     revision: int = 1  # re-release: 2 for "v2"
     kb: str | None = None
     release_date: date | None = None
+    is_month_only_date: bool = False  # "December, 2015": the day is not known
     is_security: bool = False
     is_recalled: bool = False
     sources: tuple[str, ...] = ()
     alternate_builds: tuple[AlternateBuild, ...] = ()
+    field_sources: tuple[tuple[str, str], ...] = ()  # (field, source) the kept build, kb and release_date come from
+    disagreements: tuple[Disagreement, ...] = ()
+
+    def source_of(self, name: str) -> str | None:
+        """The source the kept value of a field comes from (the first source for rows stored before this was kept)."""
+        found = dict(self.field_sources).get(name)
+        if found is None and getattr(self, name) is not None and self.sources:
+            return self.sources[0]
+        return found
 
     @property
     def is_base(self) -> bool:
@@ -383,11 +403,22 @@ def entry_to_dict(entry: CatalogEntry) -> dict:
         "revision": entry.revision,
         "kb": entry.kb,
         "release_date": entry.release_date.isoformat() if entry.release_date else None,
+        "is_month_only_date": entry.is_month_only_date,
         "is_security": entry.is_security,
         "is_recalled": entry.is_recalled,
         "sources": list(entry.sources),
         "alternate_builds": [{"build": a.build.short, "source": a.source} for a in entry.alternate_builds],
+        "field_sources": dict(entry.field_sources),
+        "disagreements": [disagreement_to_dict(d) for d in entry.disagreements],
     }
+
+
+def disagreement_to_dict(item: Disagreement) -> dict:
+    return {"field": item.field, "value": item.value, "source": item.source, "note": item.note}
+
+
+def disagreement_from_dict(item: dict) -> Disagreement:
+    return Disagreement(item["field"], item["value"], item["source"], item.get("note", ""))
 
 
 def entry_from_dict(item: dict) -> CatalogEntry:
@@ -401,8 +432,11 @@ def entry_from_dict(item: dict) -> CatalogEntry:
         revision=item["revision"],
         kb=item["kb"],
         release_date=date.fromisoformat(item["release_date"]) if item["release_date"] else None,
+        is_month_only_date=item.get("is_month_only_date", False),
         is_security=item["is_security"],
         is_recalled=item["is_recalled"],
         sources=tuple(item["sources"]),
         alternate_builds=tuple(AlternateBuild(parse_build(a["build"]), a["source"]) for a in item["alternate_builds"]),
+        field_sources=tuple(item.get("field_sources", {}).items()),
+        disagreements=tuple(disagreement_from_dict(d) for d in item.get("disagreements", ())),
     )

@@ -42,16 +42,56 @@ def test_catalog_import_of_both_real_sources_counts_and_keeps_conflicts():
     again = run("catalog_import", str(MARKDOWN))
 
     assert "340 created, 0 updated, 0 unchanged, 0 conflicts, 0 skipped" in first
-    assert "1 created, 0 updated, 235 unchanged, 22 conflicts, 28 skipped" in second
+    # The page's support links replace 12 KBs the CSV gave to every product of a month.
+    assert "1 created, 12 updated, 223 unchanged, 22 conflicts, 28 skipped" in second
     assert "0 created, 0 updated, 236 unchanged, 22 conflicts" in again
+    assert (
+        "  conflict: Exchange Server 2019 CU10 Jul21SU kb: kept KB5004780 (build-numbers-and-release-dates.md), "
+        "ExchangeBuildNumbers.csv says KB5004778 [ExchangeBuildNumbers.csv gives KB5004778 to Jul21SU of 2013, 2016, "
+        "2019 alike, where build-numbers-and-release-dates.md names a separate article per product: a simplification]"
+    ) in second.splitlines()
     assert Update.objects.count() == 341
     assert CatalogConflict.objects.count() == 22
     ru4 = Update.objects.get(identity_key="2010|SP1|RU|4|1")
-    assert (ru4.build, ru4.kb) == ("14.1.323.1", "KB2509910")  # the CSV's value is kept ...
+    assert (ru4.build, ru4.kb) == ("14.1.323.1", "KB2509910")  # the CSV's build is kept ...
     assert ru4.alternate_builds == [
         {"build": "14.1.323.6", "source": "build-numbers-and-release-dates.md"}
     ]  # ... and the page's too
+    assert ru4.field_sources == {"build": CSV.name, "kb": CSV.name, "release_date": CSV.name}  # the page has no link
+    jul21 = Update.objects.get(identity_key="2019|CU10|SU|Jul21SU|1")
+    assert (jul21.kb, jul21.field_sources["kb"]) == ("KB5004780", MARKDOWN.name)
+    assert [(d["field"], d["value"], d["source"]) for d in jul21.disagreements] == [("kb", "KB5004778", CSV.name)]
     assert set(CatalogSource.objects.values_list("name", flat=True)) == {CSV.name, MARKDOWN.name}
+
+
+def _catalog_state():
+    entries = {row.identity_key: (row.build, row.kb, row.release_date) for row in Update.objects.all()}
+    claims = {
+        (c.identity_key, c.field, frozenset({(c.kept_value, c.kept_source), (c.other_value, c.other_source)}))
+        for c in CatalogConflict.objects.all()
+    }
+    return entries, claims
+
+
+@needs_shared
+@pytest.mark.django_db(transaction=False)
+def test_the_order_of_imports_does_not_change_what_the_catalog_keeps(django_db_blocker):
+    from django.db import transaction
+
+    run("catalog_import", str(CSV))
+    run("catalog_import", str(MARKDOWN))
+    csv_first = _catalog_state()
+    with transaction.atomic():
+        Update.objects.all().delete()
+        CatalogConflict.objects.all().delete()
+        CatalogSource.objects.all().delete()
+    run("catalog_import", str(MARKDOWN))
+    run("catalog_import", str(CSV))
+    page_first = _catalog_state()
+
+    assert page_first[0] == csv_first[0]
+    assert page_first[1] == csv_first[1]
+    assert len(csv_first[1]) == 22
 
 
 @needs_shared

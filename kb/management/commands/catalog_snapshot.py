@@ -11,7 +11,13 @@ from django.core.management.base import BaseCommand, CommandError
 from kb.importers.build_page import BuildTableError
 from kb.importers.documents import DocumentError, read_document
 from kb.importers.fix_list import FixListError, parse_fix_list
-from kb.services import SNAPSHOT_PATH, CatalogImportError, parse_catalog_document, snapshot_build
+from kb.services import (
+    SNAPSHOT_PATH,
+    SOURCE_KIND_BY_FORMAT,
+    CatalogImportError,
+    parse_catalog_document,
+    snapshot_build,
+)
 
 # Where each shared/data file comes from (shared/data/SOURCES.md); kept as provenance in the snapshot.
 CATALOG_SOURCES = (
@@ -59,8 +65,9 @@ FIX_LIST_SOURCES = (
 
 class Command(BaseCommand):
     help = (
-        "Rebuild kb/data/catalog.json from ../shared/data: the Get-ExchangeBuildNumber CSV first (newer, with KBs and "
-        "re-releases), then Microsoft's build-number page; disagreements are kept as conflicts."
+        "Rebuild kb/data/catalog.json from ../shared/data: the Get-ExchangeBuildNumber CSV and Microsoft's build-number "
+        "page merged by authority per field (the page's KB links, the CSV's builds and dates); every disagreement is "
+        "kept as a conflict."
     )
 
     def add_arguments(self, parser):
@@ -78,11 +85,11 @@ class Command(BaseCommand):
             for relative, location, document_date in CATALOG_SOURCES:
                 document = replace(read_document(str(data / relative)), location=location)
                 fmt, table = parse_catalog_document(document)
-                tables.append((document, fmt, table, document_date))
+                tables.append((document, SOURCE_KIND_BY_FORMAT[fmt], table, document_date))
             for path, location, document_date in BUNDLED_SOURCES:
                 document = replace(read_document(str(path)), location=location)
-                fmt, table = parse_catalog_document(document)
-                tables.append((document, fmt, table, document_date))
+                _fmt, table = parse_catalog_document(document)
+                tables.append((document, "build_notes", table, document_date))
             fix_lists = []
             fix_sources = [(data / relative, location, when) for relative, location, when in FIX_LIST_SOURCES]
             for path, location, document_date in [*fix_sources, *BUNDLED_FIX_LISTS]:
