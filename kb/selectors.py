@@ -7,10 +7,11 @@ from datetime import date
 from django.conf import settings
 from django.utils import timezone
 
+from kb.choices import SourceKind
 from kb.engine.builds import Build, parse_build
 from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport, disagreement_from_dict
 from kb.engine.rules import Rules
-from kb.models import Rule, Update
+from kb.models import CatalogSource, Rule, Update
 
 
 def today() -> date:
@@ -66,8 +67,21 @@ def product_support() -> dict[str, ProductSupport]:
 
 
 def catalog_get() -> Catalog:
-    """The whole catalog as an in-memory engine object (two queries)."""
-    return Catalog(catalog_entries(), support=product_support())
+    """The whole catalog as an in-memory engine object (three queries)."""
+    return Catalog(catalog_entries(), support=product_support(), as_of=catalog_as_of())
+
+
+def catalog_as_of() -> date | None:
+    """The date of the newest build-number source: its own date, or the day it was fetched from the vendor's
+    site (a page read live is current that day). Bundled notes and fix lists do not make the catalog newer."""
+    dates = [
+        max(filter(None, (document_date, imported_at.date() if location.startswith(("http://", "https://")) else None)))
+        for document_date, imported_at, location in CatalogSource.objects.filter(
+            kind__in=(SourceKind.BUILD_PAGE_MARKDOWN, SourceKind.BUILD_PAGE_HTML, SourceKind.BUILD_CSV)
+        ).values_list("document_date", "imported_at", "location")
+        if document_date or location.startswith(("http://", "https://"))
+    ]
+    return max(dates) if dates else None
 
 
 def rules_get() -> Rules:

@@ -6,11 +6,12 @@ import bisect
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 
 from .builds import (
+    AD_SERIAL_OFFSET,
     PRODUCTS,
     Build,
     BuildForm,
@@ -147,12 +148,25 @@ class Resolution:
     exact: bool
     is_update_known: bool
     is_supported: bool
-    is_latest: bool
+    is_latest: bool | None  # None: the build is newer than every row of the catalog, which cannot tell
     notes: tuple[str, ...] = field(default=())
+    error: str | None = None  # the build cannot exist (far beyond every known build of its version)
 
     @property
     def update_name(self) -> str | None:
         return self.entry.name if self.entry else None
+
+    @property
+    def is_newer_than_catalog(self) -> bool:
+        return self.is_latest is None and self.error is None and self.product is not None
+
+
+# How far past the newest known build number of a major.minor a build may be and still be a release the catalog
+# does not know yet. Exchange build numbers grow by at most a few hundred a year (2016 went from 225 to 2507 in
+# ten years), so 2000 is years of releases; anything further is a typo, a misread AD serialNumber or invented.
+FAR_BEYOND = 2000
+# How old the catalog may be before verdicts warn that updates released since are missing.
+STALE_AFTER_DAYS = 45
 
 
 class Catalog:
@@ -162,15 +176,23 @@ class Catalog:
         self,
         entries: Iterable[CatalogEntry],
         support: Mapping[str, ProductSupport] | None = None,
+        *,
+        as_of: date | None = None,
     ) -> None:
         self.entries: tuple[CatalogEntry, ...] = tuple(sorted(entries, key=lambda e: (e.build, e.revision)))
         self.support = dict(support or {})
+        self.as_of = as_of  # the date of the newest build-number source: what the catalog can know about
+        self._newest_by_version: dict[tuple[int, int], Build] = {}
+        self._newest_by_product: dict[str, Build] = {}
         self._by_build: dict[Build, list[CatalogEntry]] = defaultdict(list)
         self._by_alternate: dict[Build, list[CatalogEntry]] = defaultdict(list)
         self._series: dict[tuple[str, str], list[CatalogEntry]] = defaultdict(list)
         levels: dict[str, list[Level]] = defaultdict(list)
         for entry in self.entries:
             self._by_build[entry.build].append(entry)
+            # Entries are in build order: the last one seen is the newest.
+            self._newest_by_version[(entry.build.major, entry.build.minor)] = entry.build
+            self._newest_by_product[entry.product] = entry.build
             for alternate in entry.alternate_builds:
                 self._by_alternate[alternate.build].append(entry)
             self._series[(entry.product, entry.level)].append(entry)
@@ -294,6 +316,12 @@ class Catalog:
     # -- resolution --------------------------------------------------------------------------------
     def resolve(self, reported: ParsedBuild | Build, *, today: date) -> Resolution:
         parsed = reported if isinstance(reported, ParsedBuild) else ParsedBuild(reported, BuildForm.SHORT)
+        resolution = self._resolve(parsed, today)
+        if resolution.product is None:
+            return resolution
+        return replace(resolution, notes=(*resolution.notes, *self.freshness_notes(today)))
+
+    def _resolve(self, parsed: ParsedBuild, today: date) -> Resolution:
         build = parsed.build
         product = product_for_build(build)
         if product is None:
@@ -303,25 +331,34 @@ class Catalog:
                 else f"{build.major}.{build.minor} is not a known Exchange version"
             )
             return Resolution(build, parsed.form, None, None, None, None, False, False, False, False, (note,))
+        if error := self._impossible(build):
+            return Resolution(build, parsed.form, None, None, None, None, False, False, False, False, (error,), error)
+        notes: list[str] = list(self._form_notes(parsed))
         level = self.level_for(build)
-        notes: list[str] = []
         if level is None:
             notes.append(f"older than any {product.name} level in the catalog")
             return Resolution(build, parsed.form, product, None, None, None, False, False, False, False, tuple(notes))
+        if self._is_newer_level(product, level, build):
+            notes.append(
+                f"newer than the catalog: no {product.name} level with build number {build.build} is listed (newest "
+                f"{level.name} {level.base_build}{self._as_of_text()}); refresh the catalog"
+            )
+            return Resolution(build, parsed.form, product, None, None, None, False, False, False, None, tuple(notes))
 
         floor = self.floor_in_series(level, build)
         is_supported = self.is_level_supported(level, today)
         newest = self.newest_entry(product.key, today)
 
-        if parsed.form is BuildForm.ADMIN_DISPLAY:
+        if parsed.form.is_level_only:
             base = self.series(level.product, level.name)[0]
+            shown = "AdminDisplayVersion" if parsed.form is BuildForm.ADMIN_DISPLAY else "the AD serialNumber"
             if product.is_cumulative:
                 notes.append(
-                    "security update level unknown: AdminDisplayVersion shows the CU only; report the ExSetup.exe version"
+                    f"security update level unknown: {shown} shows the CU only; report the ExSetup.exe version"
                 )
             else:
                 notes.append(
-                    "rollup level unknown: AdminDisplayVersion shows the service pack only; report the ExSetup.exe version"
+                    f"rollup level unknown: {shown} shows the service pack only; report the ExSetup.exe version"
                 )
             return Resolution(
                 build, parsed.form, product, level, None, base, False, False, is_supported, False, tuple(notes)
@@ -332,12 +369,21 @@ class Catalog:
             # Matched through a conflicting source's build: the row's own level is the truth to report.
             level = self.level(entry.product, entry.level) or level
             is_supported = self.is_level_supported(level, today)
+        is_latest: bool | None = newest is not None and build >= newest.build
         if entry is None:
-            nearest = f"; nearest listed below: {floor.name or floor.level} {floor.build}" if floor else ""
-            notes.append(f"unlisted build of {product.name} {level.name}{nearest}")
+            newest_listed = self.series(level.product, level.name)[-1]
+            if floor is newest_listed and build > newest_listed.build:
+                notes.append(
+                    f"newer than the catalog: above {newest_listed.name or newest_listed.level} {newest_listed.build}, "
+                    f"the newest {product.name} {level.name} build it lists{self._as_of_text()}"
+                )
+                if build > self._newest_by_product[product.key]:
+                    is_latest = None
+            else:
+                nearest = f"; nearest listed below: {floor.name or floor.level} {floor.build}" if floor else ""
+                notes.append(f"unlisted build of {product.name} {level.name}{nearest}")
         if entry is not None and entry.is_recalled:
             notes.append(f"{entry.name} was recalled; install its re-release")
-        is_latest = newest is not None and build >= newest.build
         if not is_supported:
             if self.is_end_of_life(product.key, today):
                 notes.append(f"{product.name} is past the end of extended support")
@@ -355,6 +401,53 @@ class Catalog:
             is_supported,
             is_latest,
             tuple(notes),
+        )
+
+    def freshness_notes(self, today: date) -> tuple[str, ...]:
+        """A warning when the catalog is older than STALE_AFTER_DAYS: updates released since are missing from it."""
+        if self.as_of is None or (today - self.as_of).days <= STALE_AFTER_DAYS:
+            return ()
+        days = (today - self.as_of).days
+        return (
+            f"the catalog is {days} days old (as of {self.as_of.isoformat()}): updates released since are not in it; "
+            "refresh it (catalog_import)",
+        )
+
+    def _as_of_text(self) -> str:
+        return f"; catalog as of {self.as_of.isoformat()}" if self.as_of else ""
+
+    def _impossible(self, build: Build) -> str | None:
+        """Why a build cannot exist: its build number is far beyond every known build of its major.minor."""
+        newest = self._newest_by_version.get((build.major, build.minor))
+        if newest is None or build.build <= newest.build + FAR_BEYOND:
+            return None
+        reason = (
+            f"build number {build.build} is far beyond every known {build.major}.{build.minor} build (newest "
+            f"{newest}{self._as_of_text()}): no such Exchange build"
+        )
+        serial = build.build - AD_SERIAL_OFFSET
+        if 0 <= serial <= newest.build + FAR_BEYOND:
+            reason += (
+                f"; an AD serialNumber 'Version {build.major}.{build.minor} (Build {build.build}.{build.revision})' is "
+                f"{build.major}.{build.minor}.{serial}.{build.revision}"
+            )
+        return reason
+
+    def _is_newer_level(self, product: ProductInfo, level: Level, build: Build) -> bool:
+        """A CU product's build whose build number is above every level's: a CU the catalog does not list yet."""
+        if not product.is_cumulative or build.build == level.base_build.build:
+            return False
+        bases = [lvl.base_build.build for lvl in self._levels.get(product.key, ())]
+        return bool(bases) and build.build > max(bases)
+
+    @staticmethod
+    def _form_notes(parsed: ParsedBuild) -> tuple[str, ...]:
+        if parsed.form is not BuildForm.AD_SERIAL_NUMBER:
+            return ()
+        build = parsed.build
+        return (
+            f"read as the Active Directory serialNumber form: Build {build.build + AD_SERIAL_OFFSET}.{build.revision} "
+            f"is {build} (the directory adds {AD_SERIAL_OFFSET} to the build number)",
         )
 
     def _exact_entry(self, product: str, build: Build, notes: list[str]) -> tuple[CatalogEntry | None, bool]:

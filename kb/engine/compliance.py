@@ -74,7 +74,7 @@ class Verdict:
 
 def facts_parse(facts: ServerFacts) -> ParsedBuild:
     parsed = parse_reported_build(facts.build_text)
-    if facts.build_source == "admin_display" and parsed.form is not BuildForm.ADMIN_DISPLAY:
+    if facts.build_source == "admin_display" and not parsed.form.is_level_only:
         return ParsedBuild(parsed.build, BuildForm.ADMIN_DISPLAY)
     return parsed
 

@@ -97,7 +97,7 @@ def plan_for_server(
     resolution = catalog.resolve(parsed, today=today)
     if resolution.product is None or resolution.level is None:
         raise PlanError(f"{server.fqdn}: build {parsed.build} is not a known Exchange 2007 or later build")
-    if parsed.form is BuildForm.ADMIN_DISPLAY and not resolution.product.is_cumulative:
+    if parsed.form.is_level_only and not resolution.product.is_cumulative:
         notes = ("rollup level unknown (AdminDisplayVersion): the plan assumes the service pack without rollups",)
     elif parsed.form is BuildForm.ADMIN_DISPLAY:
         notes = ("security update level unknown (AdminDisplayVersion): the plan assumes the CU without SUs",)

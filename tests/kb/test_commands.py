@@ -193,10 +193,14 @@ def test_build_info_json_reads_stdin_and_keeps_input_order(loaded_catalog):
 
     assert [r["input"] for r in results] == ["8.3.245.2", "15.02.1544.009", "Version 8.3 (Build 83.6)"]
     assert results[0] | {"notes": None, "is_supported": None} == {
-        "input": "8.3.245.2", "build": "8.3.245.2", "product": "Exchange Server 2007", "level": "SP3",
+        "input": "8.3.245.2", "build": "8.3.245.2", "form": "short", "product": "Exchange Server 2007", "level": "SP3",
         "update": "Update Rollup 6", "kb": "KB2608656", "release_date": "2012-01-26", "exact": True,
-        "is_supported": None, "is_latest": False, "notes": None, "error": None,
+        "is_supported": None, "is_latest": False,
+        "sources": {"build": CSV.name, "kb": CSV.name, "release_date": CSV.name},
+        "notes": None, "catalog_as_of": "2026-08-19", "error": None,
     }  # fmt: skip
+    assert results[1]["form"] == "long"
+    assert results[2]["form"] == "admin_display"
     assert (results[1]["update"], results[1]["kb"]) == ("Mar24SU", "KB5036386")
     assert results[2]["update"] is None
     assert results[2]["notes"][0].startswith("rollup level unknown")
@@ -329,3 +333,43 @@ def test_fixes_import_reads_an_http_url(loaded_catalog, tmp_path):
         server.shutdown()
 
     assert (payload["update"], len(payload["fixes"])) == ("KB2685289", 42)
+
+
+@pytest.mark.django_db
+def test_build_info_says_which_source_each_field_came_from(loaded_catalog, settings):
+    settings.EXCHANGEPATCH_TODAY = "2026-09-01"
+    info = json.loads(run("build_info", "15.2.922.13", "--json"))[0]
+    text = run("build_info", "15.2.922.13")
+
+    # Fault 1: the page's support link for 2019 CU10 Jul21SU, not the 2013 article the CSV gives every product.
+    assert (info["update"], info["kb"]) == ("Jul21SU", "KB5004780")
+    assert info["sources"] == {
+        "build": "ExchangeBuildNumbers.csv",
+        "kb": "build-numbers-and-release-dates.md",
+        "release_date": "ExchangeBuildNumbers.csv",
+    }
+    assert info["notes"] == [
+        "Exchange Server 2019 is past the end of extended support",
+        "KB: ExchangeBuildNumbers.csv says KB5004778 (ExchangeBuildNumbers.csv gives KB5004778 to Jul21SU of 2013, 2016, "
+        "2019 alike, where build-numbers-and-release-dates.md names a separate article per product: a simplification)",
+    ]
+    assert (
+        "  15.2.922.13: build from ExchangeBuildNumbers.csv; KB from build-numbers-and-release-dates.md; "
+        "release date from ExchangeBuildNumbers.csv"
+    ) in text.splitlines()
+
+
+@pytest.mark.django_db
+def test_build_info_names_the_ad_form_and_refuses_a_build_that_cannot_exist(loaded_catalog, settings):
+    settings.EXCHANGEPATCH_TODAY = "2026-09-01"
+    out = io.StringIO()
+
+    with pytest.raises(
+        CommandError, match=r"'15\.2\.31118\.7' is not an Exchange build: build number 31118 is far beyond"
+    ):
+        call_command("build_info", "Version 15.2 (Build 31118.7)", "15.2.31118.7", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[1].split()[:8] == ["Version", "15.2", "(Build", "31118.7)", "Exchange", "Server", "2019", "CU12"]
+    assert "  Version 15.2 (Build 31118.7): form: Active Directory serialNumber: the level only" in lines
+    assert lines[2].split()[:2] == ["15.2.31118.7", "-"]

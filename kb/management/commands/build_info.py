@@ -5,12 +5,15 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from kb.engine.lookup import build_info
+from kb.engine.lookup import FIELD_LABELS, build_info
 from kb.selectors import catalog_get, today
 
 
 class Command(BaseCommand):
-    help = "Describe Exchange builds (short, long, ExSetup or 'Version 15.2 (Build 1544.4)' form); '-' reads stdin."
+    help = (
+        "Describe Exchange builds (short, long/ExSetup, AdminDisplayVersion 'Version 15.2 (Build 1544.4)' or the AD "
+        "serialNumber 'Version 15.2 (Build 31544.4)'); '-' reads stdin."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -52,11 +55,23 @@ class Command(BaseCommand):
                 "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
             )
         for r in results:
+            if r["form"] in FORM_NAMES:
+                self.stdout.write(f"  {r['input']}: form: {FORM_NAMES[r['form']]}")
+            if r["sources"]:
+                taken = "; ".join(f"{FIELD_LABELS[name]} from {source}" for name, source in r["sources"].items())
+                self.stdout.write(f"  {r['input']}: {taken}")
             for note in r["notes"]:
                 self.stdout.write(f"  {r['input']}: {note}")
             if r["error"]:
                 self.stdout.write(f"  error: {r['error']}")
 
 
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
+# The forms worth naming in the text output (the short and long forms speak for themselves).
+FORM_NAMES = {
+    "admin_display": "AdminDisplayVersion (Get-ExchangeServer): the level only",
+    "ad_serial_number": "Active Directory serialNumber: the level only",
+}
+
+
+def _yes(value: bool | None) -> str:
+    return "unknown" if value is None else "yes" if value else "no"
