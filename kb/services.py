@@ -413,10 +413,17 @@ def catalog_load_snapshot(*, path: Path = SNAPSHOT_PATH, rules_path: Path = RULE
 def fix_links_write(
     *, update_identities: list[str], fixes: list[tuple[str, str]], source: CatalogSource
 ) -> tuple[int, int]:
-    """Upsert fixes by KB and link them to the given updates; an existing title is kept (a differing one is a conflict)."""
-    existing = {fix.kb: fix for fix in Fix.objects.filter(kb__in=[kb for kb, _ in fixes])}
+    """Upsert fixes by KB and link them to the given updates. A title another source gave is kept (a differing one
+    is a conflict); a source that restates its own fix with a new title is believed."""
+    existing = {fix.kb: fix for fix in Fix.objects.filter(kb__in=[kb for kb, _ in fixes]).select_related("source")}
     new = [Fix(kb=kb, title=title, source=source) for kb, title in fixes if kb not in existing]
     Fix.objects.bulk_create(new)
+    restated = []
+    for kb, title in fixes:
+        if kb in existing and existing[kb].source_id == source.pk and existing[kb].title != title:
+            existing[kb].title, existing[kb].last_updated = title, timezone.now()
+            restated.append(existing[kb])
+    Fix.objects.bulk_update(restated, ["title", "last_updated"])
     conflicts_record(
         [
             Conflict(

@@ -240,25 +240,38 @@ def test_build_info_table_output(loaded_catalog):
     assert "unlisted build of Exchange Server 2016 CU8" in output
 
 
+ANNOUNCEMENT_UPDATES = {
+    "2011-06-22-exchange-2010-sp1-rollup-4-released.md": ("KB2509910", "Exchange Server 2010 SP1 Update Rollup 4", 47),
+    "2012-05-30-exchange-2010-sp2-rollup-3-released.md": ("KB2685289", "Exchange Server 2010 SP2 Update Rollup 3", 42),
+    "2012-01-exchange-2007-sp3-rollup-6-released.txt": ("KB2608656", "Exchange Server 2007 SP3 Update Rollup 6", 21),
+}
+
+
+@needs_shared
+def test_every_announcement_in_shared_data_is_covered():
+    assert sorted(path.name for path in (SHARED_DATA / "announcements").iterdir()) == sorted(ANNOUNCEMENT_UPDATES)
+
+
 @needs_shared
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("path", "update_kb", "count", "first", "last"),
-    [
-        (SP1_RU4, "KB2509910", 47, "KB2537099", "KB2507066"),
-        (SP2_RU3, "KB2685289", 42, "KB2510607", "KB2708880"),
-    ],
-)
-def test_fixes_import_of_the_real_announcements(loaded_catalog, path, update_kb, count, first, last):
-    UpdateFix.objects.all().delete()
-    output = run("fixes_import", str(path), "--json")
-    payload = json.loads(output)
+@pytest.mark.parametrize("name", sorted(ANNOUNCEMENT_UPDATES))
+def test_fixes_import_of_every_real_announcement(loaded_catalog, name):
+    from kb.importers.fix_list import parse_fix_list
 
-    assert payload["update"] == update_kb
-    assert len(payload["fixes"]) == count
-    assert (payload["fixes"][0]["kb"], payload["fixes"][-1]["kb"]) == (first, last)
+    path = SHARED_DATA / "announcements" / name
+    update_kb, title, count = ANNOUNCEMENT_UPDATES[name]
+    UpdateFix.objects.all().delete()
+    Fix.objects.all().delete()
+    payload = json.loads(run("fixes_import", str(path), "--json"))
+
+    assert (payload["update"], payload["updates"], len(payload["fixes"]), payload["skipped"]) == (
+        update_kb, [title], count, None,
+    )  # fmt: skip
     update = Update.objects.get(kb=update_kb)
-    assert sorted(update.fixes.values_list("kb", flat=True)) == sorted(f["kb"] for f in payload["fixes"])
+    # Every fix, stored with the exact title the document gives it (the extractor's own tests pin the titles).
+    expected = {(fix.kb, fix.title) for fix in parse_fix_list(path.read_text(encoding="utf-8"), name=name).fixes}
+    assert set(update.fixes.values_list("kb", "title")) == expected
+    assert UpdateFix.objects.count() == count
 
 
 @pytest.mark.django_db
@@ -273,10 +286,11 @@ def test_fixes_import_with_an_explicit_update_and_a_dry_run(loaded_catalog, tmp_
 
     run("fixes_import", str(path), "--update", "KB2608656")
     ru6 = Update.objects.get(kb="KB2608656")
-    assert sorted(ru6.fixes.values_list("kb", "title")) == [
+    assert sorted(ru6.fixes.filter(kb__in=["KB9100001", "KB9100002"]).values_list("kb", "title")) == [
         ("KB9100001", "Invented fix one"),
         ("KB9100002", "Invented fix two"),
     ]
+    assert ru6.fixes.count() == 21 + 2  # the bundled announcement's fixes and these
 
 
 @pytest.mark.django_db
@@ -373,3 +387,108 @@ def test_build_info_names_the_ad_form_and_refuses_a_build_that_cannot_exist(load
     assert lines[1].split()[:8] == ["Version", "15.2", "(Build", "31118.7)", "Exchange", "Server", "2019", "CU12"]
     assert "  Version 15.2 (Build 31118.7): form: Active Directory serialNumber: the level only" in lines
     assert lines[2].split()[:2] == ["15.2.31118.7", "-"]
+
+
+# Faults 3, 4 and 5 through the command. All documents are invented, in the shapes the issue describes; the updates
+# and KBs they name are real catalog rows.
+ISSUE_DOCUMENTS = [
+    (
+        "the block-element layout of fault 3 (the minimal two-item file)",
+        "rollup.md",
+        "---\ntitle: Exchange 2010 SP1 Rollup 4 released\n---\nThis rollup fixes:\n\n"
+        "  * [9100001](http://support.microsoft.com/kb/9100001) <div>\n"
+        "      An invented title of a fixed issue in an Exchange Server 2010 environment\n    </div>\n"
+        "  * [9100002](http://support.microsoft.com/kb/9100002) <div>\n      Another invented title\n    </div>\n",
+        ["Exchange Server 2010 SP1 Update Rollup 4"],
+    ),
+    (
+        "fault 4: 'first rollup for Exchange 2010 SP2' is RU1, not SP2",
+        "first.md",
+        "# The first rollup for Exchange 2010 SP2 is available\n\n* KB9100001 Invented issue one\n* KB9100002 Invented issue two\n",
+        ["Exchange Server 2010 SP2 Update Rollup 1"],
+    ),
+    (
+        "fault 4: an SU post whose table starts with a CU row links to the SU of every CU it shipped for",
+        "su.md",
+        "# Released: May 2022 Exchange Server Security Updates\n\n"
+        "| Product | Build | KB |\n|---|---|---|\n| Exchange 2019 CU12 | 15.2.1118.9 | KB5014261 |\n"
+        "| Exchange 2016 CU23 | 15.1.2507.9 | KB5014261 |\n\nFixed:\n\n* KB9100001 Invented issue one\n* KB9100002 Invented issue two\n",
+        [
+            "Exchange Server 2016 CU22 May22SU",
+            "Exchange Server 2016 CU23 May22SU",
+            "Exchange Server 2019 CU11 May22SU",
+            "Exchange Server 2019 CU12 May22SU",
+        ],
+    ),
+    (
+        "fault 5: a heading '… CU14 Nov24SUv2' is the re-release, not CU14",
+        "v2.html",
+        "<h1>Exchange Server 2019 CU14 Nov24SUv2</h1><ul><li>KB9100001 Invented issue one</li><li>KB9100002 Invented issue two</li></ul>",
+        [
+            "Exchange Server 2016 CU23 Nov24SU v2",
+            "Exchange Server 2019 CU13 Nov24SU v2",
+            "Exchange Server 2019 CU14 Nov24SU v2",
+        ],
+    ),
+    (
+        "fault 5: 'Update Rollup 3-v3' in a plain-text heading",
+        "ru3v3.txt",
+        "Update Rollup 3-v3 for Exchange Server 2010 SP1\n\n· KB9100001 Invented issue one\n· KB9100002 Invented issue two\n",
+        ["Exchange Server 2010 SP1 Update Rollup 3 v3"],
+    ),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("_case", "name", "text", "updates"), ISSUE_DOCUMENTS, ids=[d[0] for d in ISSUE_DOCUMENTS])
+def test_fixes_import_links_the_issue_examples_to_the_right_updates(
+    loaded_catalog, tmp_path, _case, name, text, updates
+):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+
+    payload = json.loads(run("fixes_import", str(path), "--json"))
+
+    assert payload["updates"] == updates
+    assert [fix["kb"] for fix in payload["fixes"]] == ["KB9100001", "KB9100002"]
+    linked = UpdateFix.objects.filter(fix__kb__in=["KB9100001", "KB9100002"]).select_related("update__level__product")
+    assert sorted({str(link.update) for link in linked}) == sorted(updates)
+    assert linked.count() == 2 * len(updates)
+    assert not linked.filter(update__kind__in=["RTM", "SP", "CU"]).exists()
+
+
+@pytest.mark.django_db
+def test_fixes_import_refuses_an_ambiguous_document_with_the_candidates_and_writes_nothing(loaded_catalog, tmp_path):
+    # Invented: July 2021 shipped one SU article per product; the post does not say which.
+    path = tmp_path / "jul21.md"
+    path.write_text("# Released: July 2021 Exchange Server Security Updates\n\n* KB9100001 Invented issue\n")
+    before = (Fix.objects.count(), UpdateFix.objects.count())
+
+    with pytest.raises(CommandError) as error:
+        run("fixes_import", str(path))
+    payload = json.loads(run("fixes_import", str(path), "--update", "KB5004780", "--json", "--dry-run"))
+
+    assert str(error.value) == (
+        "jul21.md: the document names Jul21SU, which is 3 different updates; candidates: KB5004778: Exchange Server 2013 "
+        "CU23 Jul21SU; KB5004779: Exchange Server 2016 CU20 Jul21SU, Exchange Server 2016 CU21 Jul21SU; KB5004780: "
+        "Exchange Server 2019 CU9 Jul21SU, Exchange Server 2019 CU10 Jul21SU; pass --update KB"
+    )
+    assert (Fix.objects.count(), UpdateFix.objects.count()) == before
+    assert payload["updates"] == ["Exchange Server 2019 CU9 Jul21SU", "Exchange Server 2019 CU10 Jul21SU"]
+
+
+@pytest.mark.django_db
+def test_fixes_import_reports_kb_shaped_items_it_skipped(loaded_catalog, tmp_path):
+    # Invented: two fixes and a KB link without a title; the update's own KB in the introduction is not an item.
+    path = tmp_path / "ru6.md"
+    path.write_text(
+        "# Exchange 2007 SP3 Update Rollup 6\n\nSee [KB2608656](https://support.microsoft.com/kb/2608656).\n\n"
+        "* KB9100001 Invented issue one\n* [9100003](https://support.microsoft.com/kb/9100003)\n* KB9100002 Invented issue two\n"
+    )
+
+    output = run("fixes_import", str(path), "--dry-run")
+
+    assert output.splitlines() == [
+        "dry run, nothing written: 2 fixes for KB2608656 (Exchange Server 2007 SP3 Update Rollup 6): 0 new fixes, 0 new links",
+        "  warning: skipped 1 KB-shaped item, first few: KB9100003 (no title)",
+    ]
