@@ -22,7 +22,9 @@ def execute(argv: list[str]) -> None:
         if not pending:
             raise
         name = argv[1] if len(argv) > 1 else "the command"
-        sys.stderr.write(f"CommandError: {name}: the database is not migrated ({pending}): run `manage.py migrate` first\n")
+        sys.stderr.write(
+            f"CommandError: {name}: the database is not migrated ({pending}): run `manage.py migrate` first\n"
+        )
         sys.exit(1)
 
 

@@ -326,7 +326,8 @@ class Catalog:
         product = product_for_build(build)
         if product is None:
             note = (
-                "legacy Exchange (2003 or older): not tracked"
+                "legacy Exchange (2003 or older): shown, never planned; no update of it is tracked (move its "
+                "mailboxes to a supported version and decommission it)"
                 if build.major < 8
                 else f"{build.major}.{build.minor} is not a known Exchange version"
             )

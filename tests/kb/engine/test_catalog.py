@@ -155,7 +155,10 @@ def test_recalled_rollup_is_flagged(catalog):
 
 
 def test_legacy_and_unknown_versions_have_no_product(catalog):
-    assert build_info("6.5.7654.4", catalog, today=TODAY)["notes"] == ["legacy Exchange (2003 or older): not tracked"]
+    assert build_info("6.5.7654.4", catalog, today=TODAY)["notes"] == [
+        "legacy Exchange (2003 or older): shown, never planned; no update of it is tracked (move its mailboxes to a "
+        "supported version and decommission it)"
+    ]
     assert build_info("14.4.1.1", catalog, today=TODAY)["product"] is None
 
 
