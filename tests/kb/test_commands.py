@@ -368,8 +368,7 @@ def test_build_info_says_which_source_each_field_came_from(loaded_catalog, setti
         "2019 alike, where build-numbers-and-release-dates.md names a separate article per product: a simplification)",
     ]
     assert (
-        "  15.2.922.13: build from ExchangeBuildNumbers.csv; KB from build-numbers-and-release-dates.md; "
-        "release date from ExchangeBuildNumbers.csv"
+        "  15.2.922.13: build and release date from ExchangeBuildNumbers.csv; KB from build-numbers-and-release-dates.md"
     ) in text.splitlines()
 
 
