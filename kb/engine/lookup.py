@@ -24,7 +24,7 @@ def build_info(text: str, catalog: Catalog, *, today: date) -> dict:
     resolution = catalog.resolve(parsed, today=today)
     if resolution.error:
         return _error(text, catalog, f"{text!r} is not an Exchange build: {resolution.error}")
-    return resolution_info(text, resolution, catalog)
+    return resolution_info(text, resolution, catalog, today=today)
 
 
 def _error(text: str, catalog: Catalog, message: str) -> dict:
@@ -34,9 +34,10 @@ def _error(text: str, catalog: Catalog, message: str) -> dict:
     }  # fmt: skip
 
 
-def resolution_info(text: str, resolution: Resolution, catalog: Catalog) -> dict:
+def resolution_info(text: str, resolution: Resolution, catalog: Catalog, *, today: date) -> dict:
     entry = resolution.entry
-    notes = list(resolution.notes)
+    freshness = catalog.freshness_notes(today)  # said last: it concerns the catalog, not this build
+    notes = [note for note in resolution.notes if note not in freshness]
     sources: dict[str, str] = {}
     if entry is not None:
         sources = {name: source for name in FIELD_LABELS if (source := entry.source_of(name))}
@@ -46,6 +47,7 @@ def resolution_info(text: str, resolution: Resolution, catalog: Catalog) -> dict
             for d in entry.disagreements
             if d.field != "build"
         ]
+    notes += freshness
     return {
         "input": text,
         "build": resolution.build.short,
