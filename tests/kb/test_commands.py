@@ -491,3 +491,32 @@ def test_fixes_import_reports_kb_shaped_items_it_skipped(loaded_catalog, tmp_pat
         "dry run, nothing written: 2 fixes for KB2608656 (Exchange Server 2007 SP3 Update Rollup 6): 0 new fixes, 0 new links",
         "  warning: skipped 1 KB-shaped item, first few: KB9100003 (no title)",
     ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("_case", "sources", "as_of"),
+    [
+        ("the newest build source's own date", [("csv", "build_csv", "/data/a.csv", "2026-08-19", "2026-11-01")], "2026-08-19"),
+        ("a page fetched over HTTPS is current the day it was fetched",
+         [("csv", "build_csv", "/data/a.csv", "2026-08-19", "2026-09-01"),
+          ("page", "build_page_html", "https://learn.microsoft.com/x", "2026-05-01", "2026-11-20")], "2026-11-20"),
+        ("notes and fix lists do not make the catalog newer",
+         [("csv", "build_csv", "/data/a.csv", "2026-08-19", "2026-09-01"),
+          ("notes", "build_notes", "kb/data/sources/x.csv", "2026-11-25", "2026-11-25"),
+          ("fixes", "fix_list", "https://blog.example/x", "2026-11-25", "2026-11-25")], "2026-08-19"),
+        ("no build source", [], None),
+    ],
+)  # fmt: skip
+def test_the_catalog_is_as_of_its_newest_build_number_source(_case, sources, as_of):
+    from datetime import UTC, date, datetime
+
+    from kb.selectors import catalog_as_of
+
+    for name, kind, location, document_date, imported in sources:  # invented sources
+        CatalogSource.objects.create(
+            name=name, kind=kind, location=location, document_date=date.fromisoformat(document_date),
+            imported_at=datetime.fromisoformat(imported).replace(tzinfo=UTC),
+        )  # fmt: skip
+
+    assert catalog_as_of() == (date.fromisoformat(as_of) if as_of else None)
