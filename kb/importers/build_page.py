@@ -13,16 +13,9 @@ from kb.engine.builds import InvalidBuildError, parse_build
 from kb.engine.catalog import normalize_kb
 from kb.engine.merge import ImportedRow
 
+from .documents import kb_of_support_link
 from .names import UnknownNameError, imported_row, parse_product_name
 
-# Support links over the years: /help/N, /kb/N, /en-us/help/N, /?kbid=N, default.aspx?scid=kb;en-us;N, and today's
-# /en-us/topic/description-of-…-kbN-<guid>.
-_KB_LINK = re.compile(
-    r"support\.microsoft\.com/(?:(?:[a-z]{2}-[a-z]{2}/)?(?:help|kb)/(\d{6,7})(?!\d)"
-    r"|(?:[a-z]{2}-[a-z]{2}/)?topic/[\w-]*?\bkb(\d{6,7})(?!\d)"
-    r"|(?:default\.aspx)?\?(?:kbid=|scid=kb;[a-z-]*;)(\d{6,7})(?!\d))",
-    re.IGNORECASE,
-)
 _KB_TEXT = re.compile(r"^\s*KB\s*(\d{6,7})\s*$", re.IGNORECASE)
 _LEGACY_NAME = re.compile(r"Exchange\s+(?:Server\s+)?(?:2003|2000|version\s+5|5\.|4\.)", re.IGNORECASE)
 
@@ -138,8 +131,8 @@ def _row_kb(cells: list[Tag], name_index: int) -> str | None:
     ordered = [cells[name_index], *(cell for index, cell in enumerate(cells) if index != name_index)]
     for cell in ordered:
         for link in cell.find_all("a", href=True):
-            if match := _KB_LINK.search(link["href"]):
-                return normalize_kb(next(group for group in match.groups() if group))
+            if number := kb_of_support_link(link["href"]):
+                return normalize_kb(number)
     for cell in ordered:
         if match := _KB_TEXT.match(cell.get_text(" ", strip=True)):
             return normalize_kb(match.group(1))

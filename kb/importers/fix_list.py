@@ -12,6 +12,8 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 
 from kb.engine.names import find_references
 
+from .documents import kb_of_support_link
+
 __all__ = ["FixItem", "FixList", "FixListError", "SkippedItem", "detect_format", "parse_fix_list"]
 
 _FORMATS = ("html", "markdown", "text")
@@ -41,12 +43,6 @@ _LEADING_BULLET = re.compile(rf"[\s|]*{_BULLET}\s+")
 # other newlines are soft wraps inside one title.
 _ITEM_BREAK = re.compile(
     rf"\n\s*\n|\n(?=[ \t]*{_BULLET}\s)|\n(?=[\s|]*(?:{_BULLET}\s*)?\[?\s*(?:KB\s*)?#?\d{{6,7}}(?!\d))", re.I
-)
-_KB_HREF = re.compile(
-    r"support\.microsoft\.com/(?:(?:[a-z]{2}-[a-z]{2}|kb|help)/)*(?P<number>\d{6,7})(?!\d)"
-    r"|support\.microsoft\.com/default\.aspx\?scid=kb;[a-z-]*;(?P<scid>\d{6,7})(?!\d)"
-    r"|support\.microsoft\.com/(?:[a-z]{2}-[a-z]{2}/)?topic/[\w-]*?\bkb(?P<topic>\d{6,7})(?!\d)",
-    re.I,
 )
 _KB_MENTION = re.compile(r"\bKB\s*#?(?P<number>\d{6,7})(?!\d)", re.I)
 _RAW_URL = re.compile(r"\(\s*(?:https?://|www\.)[^)]*\)|^\s*(?:https?://|www\.)\S*", re.I)
@@ -212,8 +208,8 @@ def _blocks(soup: BeautifulSoup) -> list[_Block]:
                 if child.name == "br":
                     parts.append("\n")
                     continue
-                if child.name == "a" and (match := _KB_HREF.search(child.get("href", ""))):
-                    kbs.append(match["number"] or match["scid"] or match["topic"])
+                if child.name == "a" and (number := kb_of_support_link(child.get("href", ""))):
+                    kbs.append(number)
                 inline(child)
                 if child.name in {"td", "th"}:
                     parts.append(" | ")
@@ -244,8 +240,8 @@ def _blocks(soup: BeautifulSoup) -> list[_Block]:
                 elif name == "br":
                     parts.append("\n")
                 else:
-                    if name == "a" and (match := _KB_HREF.search(child.get("href", ""))):
-                        kbs.append(match["number"] or match["scid"] or match["topic"])
+                    if name == "a" and (number := kb_of_support_link(child.get("href", ""))):
+                        kbs.append(number)
                     inline(child)
             elif type(child) is NavigableString:
                 parts.append(child)
@@ -259,10 +255,10 @@ def _linked_kbs(soup: BeautifulSoup) -> dict[str, str]:
     """Map the text of each link to a KB article to its number, so an item that starts with that link is a fix."""
     linked: dict[str, str] = {}
     for link in soup.find_all("a", href=True):
-        match = _KB_HREF.search(link["href"])
+        number = kb_of_support_link(link["href"])
         text = " ".join(link.get_text().split())
-        if match and text:
-            linked.setdefault(text, match["number"] or match["scid"] or match["topic"])
+        if number and text:
+            linked.setdefault(text, number)
     return linked
 
 
@@ -292,8 +288,8 @@ def _fix_from(chunk: str, linked: dict[str, str], *, kb_last: bool = False) -> F
     """A fix from a segment that starts with a KB (number or link) or, in lists and tables, ends with one."""
     if match := _KB_START.match(chunk):
         number, title = match["number"], match["title"]
-    elif (link := _MARKDOWN_LINK.match(chunk)) and (href := _KB_HREF.search(link["href"])):
-        number, title = href["number"] or href["scid"] or href["topic"], f"{link['text']} {link['rest']}"
+    elif (link := _MARKDOWN_LINK.match(chunk)) and (linked_number := kb_of_support_link(link["href"])):
+        number, title = linked_number, f"{link['text']} {link['rest']}"
     elif kb_last and (last := _KB_LAST.fullmatch(_LEADING_BULLET.sub("", chunk, count=1))):
         number, title = last["number"], last["title"]
     else:
