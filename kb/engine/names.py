@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from .catalog import Catalog, CatalogEntry, Kind, update_name
 
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
 _MONTH_WORD = (
     r"(?P<month>Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
@@ -117,10 +116,6 @@ class Reference:
     product: str | None
     level: str | None
     name: UpdateName | None
-
-    @property
-    def names_update(self) -> bool:
-        return self.name is not None
 
     def describe(self) -> str:
         parts = [
@@ -246,20 +241,12 @@ def updates_for_document(
         return _one_kb(catalog, confirmed or candidates, f"the document names {named[0].describe()}")
     if by_kb:
         return _one_kb(catalog, by_kb, "the document names " + ", ".join(sorted(stated_kbs)))
-    level_release = [ref for ref in title_refs if ref.level and not ref.name]
-    if level_release and not _UPDATE_WORDS.search(title):
-        bases = _unique(
-            entry
-            for ref in level_release
-            for entry in catalog.entries
-            if entry.is_base
-            and entry.level == ref.level
-            and entry.product in ({ref.product} - {None} or products or {entry.product})
-        )
-        if len(bases) == 1:
-            return tuple(bases)
-        if bases:
-            raise UpdateChoiceError(f"the title names {level_release[0].describe()} of several products", bases)
+    # A level named with its product in a title that names no update: the document is that level's own release.
+    if not _UPDATE_WORDS.search(title):
+        for ref in title_refs:
+            base = catalog.series(ref.product, ref.level)[:1] if ref.product and ref.level and not ref.name else []
+            if base and base[0].is_base:
+                return (base[0],)
     raise UpdateChoiceError(
         "cannot tell which update the fixes belong to (no update named in its title or introduction)"
     )

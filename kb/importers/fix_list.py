@@ -54,6 +54,7 @@ _LETTER = re.compile(r"[^\W\d_]")
 # Elements whose boundaries end a block of text; a table row is one block, its cells joined with " | ".
 _BLOCKS = frozenset({"p", "div", "li", "ul", "ol", "table", "pre", "blockquote", "dd", "dt", "section", "article"})
 _HEADINGS = frozenset({"title", "h1", "h2", "h3", "h4", "h5", "h6"})
+_CONTAINERS = frozenset({"thead", "tbody", "tfoot", "head", "body", "html"})
 _LISTS = frozenset({"ul", "ol", "li"})
 _JUNK = frozenset({"script", "style", "template"})
 SKIPPED_SHOWN = 5
@@ -147,9 +148,10 @@ def parse_fix_list(text: str, *, name: str = "<document>", fmt: str = "auto") ->
     before = [block.text for block in blocks[:first_block] if not block.is_heading]
     before += list(_segments(blocks[first_block].text))[:first_segment]
     intro = tuple(line for text in before for line in map(_one_line, text.splitlines()) if line)
-    # What the document calls itself: its front matter, <title> or headings, else a first line before the list.
+    # What the document calls itself: its front matter, <title> or the headings above the list (a heading inside
+    # the list names a part of it, not the document), else a first line before the list.
     titles = [front_title] if front_title else []
-    titles += [_one_line(block.text) for block in blocks if block.is_heading]
+    titles += [_one_line(block.text) for block in blocks[:first_block] if block.is_heading]
     titles = titles or list(intro[:1])
     title = next((t for t in titles if find_references(t)), titles[0] if titles else None)
     hint = title if title and find_references(title) else next((line for line in intro if find_references(line)), None)
@@ -185,68 +187,78 @@ def _soup(text: str, fmt: str) -> BeautifulSoup:
     return BeautifulSoup(text, "html.parser")
 
 
+@dataclass(slots=True)
+class _Open:
+    """An element being walked: the list item and list it belongs to, and whether its inside is one block."""
+
+    tag: Tag
+    item: int | None
+    in_list: bool
+    inline: bool  # a heading or table row: the blocks inside it are one block
+    junk: bool
+
+
 def _blocks(soup: BeautifulSoup) -> list[_Block]:
     """The document as blocks of text in order. A list item's own text and the blocks nested in it share its id,
-    so a KB and a title that markup put in separate blocks of one item can be joined again."""
+    so a KB and a title that markup put in separate blocks of one item can be joined again.
+
+    The walk is iterative (bs4's `descendants`, and a stack of the open elements): unclosed <li> elements nest
+    as deep as the list is long, deeper than Python's recursion allows."""
     blocks: list[_Block] = []
     parts: list[str] = []
     kbs: list[str] = []
-    counter = iter(range(1, 1_000_000))
+    items = iter(range(1, 10**9))
+    stack: list[_Open] = []
 
-    def flush(item: int | None, in_list: bool, is_heading: bool = False, is_row: bool = False) -> None:
+    def flush(item: int | None, in_list: bool, *, is_heading: bool = False, is_row: bool = False) -> None:
         text = "".join(parts)
         if text.strip():
             blocks.append(_Block(text, item, in_list, is_heading, list(kbs), is_row))
         parts.clear()
         kbs.clear()
 
-    def inline(node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, Tag):
-                if child.name in _JUNK:
-                    continue
-                if child.name == "br":
+    def close(element: _Open) -> None:
+        name = element.tag.name
+        if element.junk:
+            return
+        if name in _HEADINGS or name == "tr":
+            if not (stack and stack[-1].inline):
+                flush(element.item, element.in_list, is_heading=name in _HEADINGS, is_row=name == "tr")
+        elif name in {"td", "th"}:
+            parts.append(" | ")
+        elif name in _BLOCKS or name in _CONTAINERS:
+            if stack and stack[-1].inline:
+                parts.append("\n")
+            else:
+                flush(element.item, element.in_list)
+
+    for node in soup.descendants:
+        while stack and stack[-1].tag is not node.parent:
+            close(stack.pop())
+        top = stack[-1] if stack else None
+        junk = bool(top and top.junk)
+        inline = bool(top and top.inline)
+        item, in_list = (top.item, top.in_list) if top else (None, False)
+        if isinstance(node, Tag):
+            name = node.name
+            junk = junk or name in _JUNK or (name == "head" and not node.find("title"))
+            if not junk:
+                if name == "br":
                     parts.append("\n")
-                    continue
-                if child.name == "a" and (number := kb_of_support_link(child.get("href", ""))):
+                if name == "a" and (number := kb_of_support_link(node.get("href", ""))):
                     kbs.append(number)
-                inline(child)
-                if child.name in {"td", "th"}:
-                    parts.append(" | ")
-                elif child.name in _BLOCKS or child.name == "tr":
-                    parts.append("\n")
-            elif type(child) is NavigableString:  # not a comment, doctype or CDATA
-                parts.append(child)
-
-    def walk(node: Tag, item: int | None, in_list: bool) -> None:
-        for child in node.children:
-            if isinstance(child, Tag):
-                name = child.name
-                if name in _JUNK or (name == "head" and not child.find("title")):
-                    continue
-                if name in _HEADINGS:
+                starts_block = name in _HEADINGS or name == "tr" or name in _BLOCKS or name in _CONTAINERS
+                if starts_block and not inline:
                     flush(item, in_list)
-                    inline(child)
-                    flush(item, in_list, is_heading=True)
-                elif name == "tr":
-                    flush(item, in_list)
-                    inline(child)
-                    flush(item, in_list, is_row=True)
-                elif name in _BLOCKS or name in {"table", "thead", "tbody", "head", "body", "html"}:
-                    flush(item, in_list)
-                    own = next(counter) if name == "li" else item
-                    walk(child, own, in_list or name in _LISTS)
-                    flush(own, in_list or name in _LISTS)
-                elif name == "br":
-                    parts.append("\n")
-                else:
-                    if name == "a" and (number := kb_of_support_link(child.get("href", ""))):
-                        kbs.append(number)
-                    inline(child)
-            elif type(child) is NavigableString:
-                parts.append(child)
-
-    walk(soup, None, False)
+                if name == "li" and not inline:
+                    item = next(items)
+                in_list = in_list or name in _LISTS
+                inline = inline or name in _HEADINGS or name == "tr"
+            stack.append(_Open(node, item, in_list, inline, junk))
+        elif type(node) is NavigableString and not junk:  # not a comment, doctype or CDATA
+            parts.append(node)
+    while stack:
+        close(stack.pop())
     flush(None, False)
     return blocks
 

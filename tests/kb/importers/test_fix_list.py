@@ -395,3 +395,26 @@ def test_the_2007_sp3_rollup_6_announcement_lists_21_fixes():
         " Server 2007 environment",
     )
     assert [fix.kb for fix in fixes.fixes[14:17]] == ["KB2633801", "KB914533", "KB976977"]
+
+
+def test_thousands_of_unclosed_list_items_nest_deeper_than_recursion_allows_and_still_read():
+    # Invented: html.parser nests every unclosed <li> inside the previous one.
+    html = "<ul>" + "".join(f"<li>{4400000 + n} Invented issue {n}" for n in range(3000)) + "</ul>"
+
+    fixes = parse_fix_list(html, name="long.html")
+
+    assert len(fixes.fixes) == 3000
+    assert fixes.fixes[-1] == FixItem("KB4402999", "Invented issue 2999")
+
+
+def test_a_heading_inside_the_list_is_not_the_documents_title():
+    # Invented: an SU post whose sections per CU come after its first fixes.
+    text = (
+        "# Released: May 2022 Exchange Server Security Updates\n\n* KB9100001 Invented issue one\n\n"
+        "## Exchange 2019 CU12\n\n* KB9100002 Invented issue two\n"
+    )
+
+    fixes = parse_fix_list(text, name="post.md")
+
+    assert fixes.title == "Released: May 2022 Exchange Server Security Updates"
+    assert [fix.kb for fix in fixes.fixes] == ["KB9100001", "KB9100002"]
