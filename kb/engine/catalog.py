@@ -6,7 +6,7 @@ import bisect
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 
@@ -184,6 +184,7 @@ class Catalog:
         self.as_of = as_of  # the date of the newest build-number source: what the catalog can know about
         self._newest_by_version: dict[tuple[int, int], Build] = {}
         self._newest_by_product: dict[str, Build] = {}
+        self._freshness_cache: dict[date, tuple[str, ...]] = {}
         self._by_build: dict[Build, list[CatalogEntry]] = defaultdict(list)
         self._by_alternate: dict[Build, list[CatalogEntry]] = defaultdict(list)
         self._series: dict[tuple[str, str], list[CatalogEntry]] = defaultdict(list)
@@ -315,13 +316,9 @@ class Catalog:
 
     # -- resolution --------------------------------------------------------------------------------
     def resolve(self, reported: ParsedBuild | Build, *, today: date) -> Resolution:
+        """What a build is; the catalog's age, when it is worth a warning, is the last note of every build with a
+        product."""
         parsed = reported if isinstance(reported, ParsedBuild) else ParsedBuild(reported, BuildForm.SHORT)
-        resolution = self._resolve(parsed, today)
-        if resolution.product is None:
-            return resolution
-        return replace(resolution, notes=(*resolution.notes, *self.freshness_notes(today)))
-
-    def _resolve(self, parsed: ParsedBuild, today: date) -> Resolution:
         build = parsed.build
         product = product_for_build(build)
         if product is None:
@@ -334,17 +331,20 @@ class Catalog:
             return Resolution(build, parsed.form, None, None, None, None, False, False, False, False, (note,))
         if error := self._impossible(build):
             return Resolution(build, parsed.form, None, None, None, None, False, False, False, False, (error,), error)
-        notes: list[str] = list(self._form_notes(parsed))
+        notes: list[str] = [self._serial_note(build)] if parsed.form is BuildForm.AD_SERIAL_NUMBER else []
+        tail = self.freshness_notes(today)
         level = self.level_for(build)
         if level is None:
             notes.append(f"older than any {product.name} level in the catalog")
-            return Resolution(build, parsed.form, product, None, None, None, False, False, False, False, tuple(notes))
+            return Resolution(
+                build, parsed.form, product, None, None, None, False, False, False, False, (*notes, *tail)
+            )
         if self._is_newer_level(product, level, build):
             notes.append(
                 f"newer than the catalog: no {product.name} level with build number {build.build} is listed (newest "
                 f"{level.name} {level.base_build}{self._as_of_text()}); refresh the catalog"
             )
-            return Resolution(build, parsed.form, product, None, None, None, False, False, False, None, tuple(notes))
+            return Resolution(build, parsed.form, product, None, None, None, False, False, False, None, (*notes, *tail))
 
         floor = self.floor_in_series(level, build)
         is_supported = self.is_level_supported(level, today)
@@ -362,7 +362,7 @@ class Catalog:
                     f"rollup level unknown: {shown} shows the service pack only; report the ExSetup.exe version"
                 )
             return Resolution(
-                build, parsed.form, product, level, None, base, False, False, is_supported, False, tuple(notes)
+                build, parsed.form, product, level, None, base, False, False, is_supported, False, (*notes, *tail)
             )
 
         entry, exact = self._exact_entry(product.key, build, notes)
@@ -372,7 +372,7 @@ class Catalog:
             is_supported = self.is_level_supported(level, today)
         is_latest: bool | None = newest is not None and build >= newest.build
         if entry is None:
-            newest_listed = self.series(level.product, level.name)[-1]
+            newest_listed = self._series[(level.product, level.name)][-1]
             if floor is newest_listed and build > newest_listed.build:
                 notes.append(
                     f"newer than the catalog: above {newest_listed.name or newest_listed.level} {newest_listed.build}, "
@@ -401,18 +401,22 @@ class Catalog:
             True,
             is_supported,
             is_latest,
-            tuple(notes),
+            (*notes, *tail),
         )
 
     def freshness_notes(self, today: date) -> tuple[str, ...]:
         """A warning when the catalog is older than STALE_AFTER_DAYS: updates released since are missing from it."""
-        if self.as_of is None or (today - self.as_of).days <= STALE_AFTER_DAYS:
-            return ()
-        days = (today - self.as_of).days
-        return (
-            f"the catalog is {days} days old (as of {self.as_of.isoformat()}): updates released since are not in it; "
-            "refresh it (catalog_import)",
-        )
+        if today not in self._freshness_cache:
+            days = (today - self.as_of).days if self.as_of else 0
+            self._freshness_cache[today] = (
+                (
+                    f"the catalog is {days} days old (as of {self.as_of.isoformat()}): updates released since are "
+                    "not in it; refresh it (catalog_import)",
+                )
+                if self.as_of and days > STALE_AFTER_DAYS
+                else ()
+            )
+        return self._freshness_cache[today]
 
     def _as_of_text(self) -> str:
         return f"; catalog as of {self.as_of.isoformat()}" if self.as_of else ""
@@ -438,17 +442,13 @@ class Catalog:
         """A CU product's build whose build number is above every level's: a CU the catalog does not list yet."""
         if not product.is_cumulative or build.build == level.base_build.build:
             return False
-        bases = [lvl.base_build.build for lvl in self._levels.get(product.key, ())]
-        return bool(bases) and build.build > max(bases)
+        return build.build > self._levels[product.key][-1].base_build.build  # levels are in build order
 
     @staticmethod
-    def _form_notes(parsed: ParsedBuild) -> tuple[str, ...]:
-        if parsed.form is not BuildForm.AD_SERIAL_NUMBER:
-            return ()
-        build = parsed.build
+    def _serial_note(build: Build) -> str:
         return (
             f"read as the Active Directory serialNumber form: Build {build.build + AD_SERIAL_OFFSET}.{build.revision} "
-            f"is {build} (the directory adds {AD_SERIAL_OFFSET} to the build number)",
+            f"is {build} (the directory adds {AD_SERIAL_OFFSET} to the build number)"
         )
 
     def _exact_entry(self, product: str, build: Build, notes: list[str]) -> tuple[CatalogEntry | None, bool]:
