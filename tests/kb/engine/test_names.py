@@ -141,6 +141,21 @@ def titles(entries):
             ["Exchange Server 2016 CU22 May22SU", "Exchange Server 2016 CU23 May22SU", "Exchange Server 2019 CU11 May22SU", "Exchange Server 2019 CU12 May22SU"],
         ),
         ("invented: a KB alone", "Security update notes", ("This article describes KB5000871.",), ("KB5000871",), None),
+        (
+            "a KB article's title: the 2013 article of July 2021 is 2013's alone (the CSV gave its KB to 2016 and 2019)",
+            "Description of the security update for Microsoft Exchange Server 2013: July 13, 2021 (KB5004778)", (),
+            ("KB5004778",), ["Exchange Server 2013 CU23 Jul21SU"],
+        ),
+        (
+            "a KB article for two products",
+            "Description of the security update for Microsoft Exchange Server 2019 and 2016: March 8, 2022 (KB5012698)",
+            (), ("KB5012698",),
+            ["Exchange Server 2016 CU21 Mar22SU", "Exchange Server 2016 CU22 Mar22SU", "Exchange Server 2019 CU10 Mar22SU", "Exchange Server 2019 CU11 Mar22SU"],
+        ),
+        (
+            "a CU's KB article is that CU's own release",
+            "Cumulative Update 23 for Exchange Server 2016 (KB5011155)", (), ("KB5011155",), ["Exchange Server 2016 CU23"],
+        ),
         ("invented: a CU's own release", "Cumulative Update 14 for Exchange Server 2019", (), (), ["Exchange Server 2019 CU14"]),
         ("invented: May 2022 after a level", "What Exchange 2019 CU11 May 2022 fixes", (), (), ["Exchange Server 2016 CU22 May22SU", "Exchange Server 2016 CU23 May22SU", "Exchange Server 2019 CU11 May22SU", "Exchange Server 2019 CU12 May22SU"]),
     ],
