@@ -90,6 +90,8 @@ def parse_server_csv(text: str, *, name: str, encoding: str = "text") -> ServerF
     """Rows of a server list in either shape, whatever its delimiter and header case."""
     lines = text.splitlines(keepends=True)
     offset = 1 if lines and lines[0].lstrip().startswith("#TYPE") else 0
+    while offset < len(lines) and not lines[offset].strip():
+        offset += 1  # blank lines before the header
     body = "".join(lines[offset:])
     if not body.strip():
         raise ServerFileError(f"{name}: empty file")

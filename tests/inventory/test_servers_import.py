@@ -479,6 +479,7 @@ def test_legacy_servers_are_shown_with_their_own_state_and_never_planned(tmp_pat
         ("upper-case header, semicolons, UTF-16", "FQDN;Site;Roles;Build;DotNet_Version\r\nmbx01.contoso.example;Paris;Mailbox;15.2.1544.4;4.8.1\r\n".encode("utf-16")),
         ("Fqdn as PowerShell capitalises it", b"Fqdn,Site,Roles,Build,dotnet_version\nmbx01.contoso.example,Paris,Mailbox,15.2.1544.4,4.8.1\n"),
         ("tabs and a trailing delimiter", b"fqdn\tsite\troles\tbuild\tdotnet_version\t\nmbx01.contoso.example\tParis\tMailbox\t15.2.1544.4\t4.8.1\t\n"),
+        ("blank lines before the header", b"\r\n\r\nfqdn,site,roles,build,dotnet_version\r\nmbx01.contoso.example,Paris,Mailbox,15.2.1544.4,4.8.1\r\n"),
     ],
 )  # fmt: skip
 def test_our_own_columns_in_any_case_and_dialect(tmp_path, _case, data):
