@@ -31,6 +31,7 @@ class State(models.TextChoices):
     END_OF_LIFE = "end_of_life", "End of life"
     ROLLUP_UNKNOWN = "rollup_unknown", "Rollup level unknown"
     UNKNOWN_BUILD = "unknown_build", "Unknown build"
+    LEGACY = "legacy", "Legacy (Exchange 2003 or older: shown, never planned)"
     EXCEPTED = "excepted", "Excepted (waiver)"
 
 

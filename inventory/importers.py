@@ -1,76 +1,188 @@
-"""Server lists as admins export them: Get-ExchangeServer | Export-Csv, or a plain CSV with our column names."""
+"""Server lists as admins export them: Get-ExchangeServer | Export-Csv (any PowerShell, culture and encoding), or a
+plain CSV with our column names."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+from dataclasses import dataclass, field
 
 from inventory.records import FIELDS, PREREQUISITE_FACTS
+from kb.engine.builds import InvalidBuildError, parse_reported_build
 
-# Get-ExchangeServer | Select Name,Fqdn,Site,ServerRole,Edition,AdminDisplayVersion[,ExSetupVersion] | Export-Csv
-EXCHANGE_COLUMNS = {"name", "fqdn", "site", "serverrole", "edition", "admindisplayversion"}
+# The Get-ExchangeServer columns read, lower-cased. One set, so that reading another column means adding it here and
+# where `_export_item` maps it; every other column of the file is reported as ignored.
+EXPORT_COLUMNS = frozenset({"name", "fqdn", "site", "serverrole", "edition", "admindisplayversion", "exsetupversion"})
+# Our own column names (inventory/records.py), also read beside the export's.
+PLAIN_COLUMNS = frozenset(FIELDS) | frozenset(PREREQUISITE_FACTS)
+# Get-ExchangeServer | Export-Csv output is recognised by these.
+_EXPORT_SIGNS = frozenset({"admindisplayversion", "serverrole"})
+# ServerRole values that are not roles a plan orders by: Exchange 2003 shows "None"; internal parts of 2013 and later.
+_ROLE_ALIASES = {"cafe": "ClientAccess", "frontendtransport": "ClientAccess"}
+_NOT_ROLES = frozenset({"none", "monitoring", "provisionedserver", "centraladmin", "centraladmindatabase"})
+_DELIMITERS = ",;\t|"
+# Byte-order marks, longest first: UTF-32 LE starts like UTF-16 LE.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le", "UTF-32 LE"),
+    (codecs.BOM_UTF32_BE, "utf-32-be", "UTF-32 BE"),
+    (codecs.BOM_UTF8, "utf-8", "UTF-8 with BOM"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16 LE"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16 BE"),
+)
 
 
 class ServerFileError(ValueError):
     """The file is not a server list; the message names it."""
 
 
-def parse_server_csv(text: str, *, name: str) -> list[tuple[int, dict[str, object]]]:
-    """(line number, item) per data row, as ServerRecord input; cells left empty are not stated."""
-    lines = text.lstrip("\ufeff").splitlines(keepends=True)
-    offset = 0
-    if lines and lines[0].startswith("#TYPE"):
-        offset = 1
-    reader = csv.DictReader(io.StringIO("".join(lines[offset:]), newline=""))
-    header = [column.strip() for column in reader.fieldnames or []]
-    if not header:
+@dataclass(slots=True)
+class ServerFile:
+    """The rows of a server list as ServerRecord input, and how the file was read."""
+
+    rows: list[tuple[int, dict[str, object]]]  # (line number, item); cells left empty are not stated
+    shape: str  # "Get-ExchangeServer export" or "plain CSV"
+    encoding: str
+    delimiter: str
+    ignored: list[str] = field(default_factory=list)  # header columns nothing reads, as the file spells them
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def description(self) -> str:
+        delimiter = {"\t": "tab"}.get(self.delimiter, repr(self.delimiter))
+        return f"{self.shape}, {self.encoding}, {delimiter}-separated"
+
+
+def decode_server_file(data: bytes, *, name: str) -> tuple[str, str]:
+    """(text, encoding name): from the byte-order mark (Windows PowerShell's `>` and Out-File write UTF-16 with one),
+    else UTF-16 recognised by its NUL bytes, else UTF-8, else the Windows ANSI code page (Export-Csv -Encoding
+    Default)."""
+    for bom, codec, label in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(codec), label
+            except UnicodeDecodeError as error:
+                raise ServerFileError(
+                    f"{name}: starts with a {label} byte-order mark but is not {label} ({error})"
+                ) from None
+    sample = data[:4000]
+    if sample and sample.count(0) * 4 > len(sample):
+        codec = "utf-16-le" if sample[1::2].count(0) > sample[0::2].count(0) else "utf-16-be"
+        try:
+            return data.decode(codec), f"{codec.upper().replace('-LE', ' LE').replace('-BE', ' BE')} without BOM"
+        except UnicodeDecodeError:
+            raise ServerFileError(f"{name}: binary data, not a CSV file") from None
+    try:
+        return data.decode("utf-8"), "UTF-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), "Windows-1252"
+
+
+def read_server_file(data: bytes, *, name: str) -> ServerFile:
+    text, encoding = decode_server_file(data, name=name)
+    controls = sum(1 for char in text[:4000] if ord(char) < 32 and char not in "\t\r\n")
+    if controls * 100 > len(text[:4000]):
+        raise ServerFileError(f"{name}: binary data, not a CSV file (an .xlsx? save it as CSV)")
+    return parse_server_csv(text, name=name, encoding=encoding)
+
+
+def parse_server_csv(text: str, *, name: str, encoding: str = "text") -> ServerFile:
+    """Rows of a server list in either shape, whatever its delimiter and header case."""
+    lines = text.splitlines(keepends=True)
+    offset = 1 if lines and lines[0].lstrip().startswith("#TYPE") else 0
+    while offset < len(lines) and not lines[offset].strip():
+        offset += 1  # blank lines before the header
+    body = "".join(lines[offset:])
+    if not body.strip():
         raise ServerFileError(f"{name}: empty file")
-    lowered = {column.lower() for column in header}
-    is_exchange = lowered >= EXCHANGE_COLUMNS or "admindisplayversion" in lowered
-    if not is_exchange:
-        unknown = [c for c in header if c not in FIELDS and c not in PREREQUISITE_FACTS]
-        if "fqdn" not in header:
-            raise ServerFileError(
-                f"{name}: no 'fqdn' column (expected Get-ExchangeServer | Export-Csv output or our column names)"
-            )
-        if unknown:
-            raise ServerFileError(f"{name}: unknown column(s): {', '.join(unknown)}")
-    rows = []
-    for raw in reader:
+    delimiter = _sniff_delimiter(body)
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
+    header = [column.strip() for column in next(reader)]
+    lowered = [column.lower() for column in header]
+    is_export = bool(_EXPORT_SIGNS & set(lowered))
+    if "fqdn" not in lowered:
+        raise ServerFileError(
+            f"{name}: no 'fqdn' column (expected Get-ExchangeServer | Export-Csv output or our column names; "
+            f"read {len(header)} column(s) separated by {delimiter!r}: {', '.join(header)[:200]})"
+        )
+    known = EXPORT_COLUMNS | PLAIN_COLUMNS if is_export else PLAIN_COLUMNS
+    ignored = [column for column, key in zip(header, lowered, strict=True) if key and key not in known]
+    result = ServerFile(
+        [], "Get-ExchangeServer export" if is_export else "plain CSV", encoding, delimiter, ignored=ignored
+    )
+    for cells in reader:
         line = reader.line_num + offset
-        cells = {(key or "").strip(): (value or "").strip() for key, value in raw.items() if key is not None}
-        if None in raw:
-            rows.append((line, {"__error__": "more cells than columns"}))
+        if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
+            result.rows.append((line, {"__error__": f"{len(cells)} cells for {len(header)} columns"}))
             continue
-        if not any(cells.values()):
+        by_column = {key: cell.strip() for key, cell in zip(lowered, cells, strict=False) if key}
+        if not any(by_column.values()):
             continue
-        rows.append((line, _exchange_item(cells) if is_exchange else _plain_item(cells)))
-    return rows
+        item = _export_item(by_column) if is_export else {}
+        item |= _plain_item(by_column, skip=item.keys() | ({"name", "site", "edition"} if is_export else set()))
+        result.rows.append((line, item))
+        if warning := _legacy_warning(item):
+            result.warnings.append(f"line {line}: {warning}")
+    return result
 
 
-def _exchange_item(cells: dict[str, str]) -> dict[str, object]:
-    by_lower = {key.lower(): value for key, value in cells.items()}
-    item: dict[str, object] = {"fqdn": by_lower.get("fqdn", ""), "name": by_lower.get("name", "")}
-    site_path = by_lower.get("site", "")
+def _sniff_delimiter(body: str) -> str:
+    """The delimiter of the header line (Export-Csv -UseCulture writes ';' in many locales). csv.Sniffer reads
+    quoted headers reliably; an unquoted one falls back to the candidate that splits it into the most columns."""
+    header = body.splitlines()[0]
+    try:
+        found = csv.Sniffer().sniff(header, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        found = None
+    if found and len(next(csv.reader([header], delimiter=found))) > 1:
+        return found
+    return max(
+        _DELIMITERS, key=lambda candidate: (len(next(csv.reader([header], delimiter=candidate))), candidate == ",")
+    )
+
+
+def _export_item(cells: dict[str, str]) -> dict[str, object]:
+    item: dict[str, object] = {"fqdn": cells.get("fqdn", ""), "name": cells.get("name", "")}
+    site_path = cells.get("site", "")
     if site_path:
         # contoso.com/Configuration/Sites/Default-First-Site-Name
         parts = site_path.split("/")
         item["site"] = parts[-1]
         item["organisation"] = parts[0] if len(parts) > 1 else ""
-    if by_lower.get("serverrole"):
-        item["roles"] = by_lower["serverrole"]
-    if by_lower.get("edition"):
-        item["edition"] = by_lower["edition"]
-    if by_lower.get("exsetupversion"):
-        item["build"], item["build_source"] = by_lower["exsetupversion"], "exsetup"
-    elif by_lower.get("admindisplayversion"):
-        item["build"], item["build_source"] = by_lower["admindisplayversion"], "admin_display"
+    if cells.get("serverrole"):
+        roles = [_ROLE_ALIASES.get(role.strip().lower(), role.strip()) for role in cells["serverrole"].split(",")]
+        roles = [role for role in dict.fromkeys(roles) if role and role.lower() not in _NOT_ROLES]
+        if roles:
+            item["roles"] = ", ".join(roles)
+    if cells.get("edition"):
+        item["edition"] = cells["edition"]
+    if cells.get("exsetupversion"):
+        item["build"], item["build_source"] = cells["exsetupversion"], "exsetup"
+    elif cells.get("admindisplayversion"):
+        item["build"], item["build_source"] = cells["admindisplayversion"], "admin_display"
     return item
 
 
-def _plain_item(cells: dict[str, str]) -> dict[str, object]:
-    item: dict[str, object] = {key: value for key, value in cells.items() if value and key in FIELDS}
+def _plain_item(cells: dict[str, str], *, skip: set[str]) -> dict[str, object]:
+    item: dict[str, object] = {
+        key: value for key, value in cells.items() if value and key in FIELDS and key not in skip
+    }
     prerequisites = {fact: cells[fact] for fact in PREREQUISITE_FACTS if cells.get(fact)}
     if prerequisites:
         item["prerequisites"] = prerequisites
     return item
+
+
+def _legacy_warning(item: dict[str, object]) -> str | None:
+    """Exchange 2003 and older are imported as legacy servers: shown, never planned."""
+    text = item.get("build")
+    try:
+        build = parse_reported_build(text).build if isinstance(text, str) and text else None
+    except InvalidBuildError:
+        return None  # the row's validation reports it
+    if build is None or build.major >= 8:
+        return None
+    return (
+        f"{item.get('fqdn') or item.get('name')} runs Exchange 2003 or older ({text}): imported as legacy, shown but "
+        "never planned"
+    )

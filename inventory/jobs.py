@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -93,6 +93,8 @@ def schedules_install(**_kwargs) -> int:
     missing (post_migrate). Existing rows are left alone: what an admin changed or disabled stays."""
     from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+    if PeriodicTask._meta.db_table not in connection.introspection.table_names():
+        return 0  # a partial `migrate <app> <migration>` that has not reached django-celery-beat yet
     created = 0
     with transaction.atomic():
         existing = set(PeriodicTask.objects.values_list("name", flat=True))

@@ -175,7 +175,7 @@ def _build(data: Mapping, values: dict, errors: dict) -> None:
         errors["build"] = str(error)
         return
     if source in (None, ""):
-        source = "admin_display" if parsed.form.value == "admin_display" else "exsetup"
+        source = "admin_display" if parsed.form.is_level_only else "exsetup"
     values.update(reported_build=text.strip(), build_source=source, build=parsed.build)
 
 

@@ -17,6 +17,7 @@ class SourceKind(models.TextChoices):
     BUILD_PAGE_MARKDOWN = "build_page_markdown", "Build-number page (Markdown)"
     BUILD_PAGE_HTML = "build_page_html", "Build-number page (HTML)"
     BUILD_CSV = "build_csv", "Get-ExchangeBuildNumber CSV"
+    BUILD_NOTES = "build_notes", "Known discrepancies (bundled notes; never override a value)"
     FIX_LIST = "fix_list", "Fix list"
     RULES = "rules", "Rules data"
     SNAPSHOT = "snapshot", "Bundled catalog snapshot"

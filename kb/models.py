@@ -104,6 +104,9 @@ class Update(BuildColumns, TimeStamped):
     revision = models.PositiveSmallIntegerField(default=1, help_text="Re-release: 2 for v2")
     kb = models.CharField(max_length=16, blank=True, db_index=True)
     release_date = models.DateField(null=True, blank=True)
+    is_month_only_date = models.BooleanField(
+        default=False, help_text='The source gives the month only ("December, 2015")'
+    )
     is_security = models.BooleanField(default=False)
     is_recalled = models.BooleanField(default=False)
     alternate_builds = models.JSONField(
@@ -111,6 +114,12 @@ class Update(BuildColumns, TimeStamped):
     )
     source = models.ForeignKey(CatalogSource, on_delete=models.PROTECT, related_name="updates")
     source_names = models.JSONField(default=list, help_text="Every source that states this row")
+    field_sources = models.JSONField(
+        default=dict, blank=True, help_text="{field: source} the kept build, kb and release_date come from"
+    )
+    disagreements = models.JSONField(
+        default=list, blank=True, help_text="[{field, value, source, note}] values other sources give"
+    )
     fixes = models.ManyToManyField("Fix", through="UpdateFix", related_name="updates")
 
     class Meta:

@@ -8,8 +8,9 @@ from django.conf import settings
 from django.db.models import Count, F, Prefetch, QuerySet
 from django.utils import timezone
 
+from kb.choices import SourceKind
 from kb.engine.builds import Build, parse_build
-from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport
+from kb.engine.catalog import AlternateBuild, Catalog, CatalogEntry, Kind, ProductSupport, disagreement_from_dict
 from kb.engine.rules import Rules
 from kb.models import CatalogFeed, CatalogSource, Fix, Rule, Update, UpdateFix
 
@@ -36,12 +37,15 @@ def entry_from_update(update: Update, product_key: str, level_name: str) -> Cata
         revision=update.revision,
         kb=update.kb or None,
         release_date=update.release_date,
+        is_month_only_date=update.is_month_only_date,
         is_security=update.is_security,
         is_recalled=update.is_recalled,
         sources=tuple(update.source_names),
         alternate_builds=tuple(
             AlternateBuild(parse_build(item["build"]), item["source"]) for item in update.alternate_builds
         ),
+        field_sources=tuple(sorted(update.field_sources.items())),
+        disagreements=tuple(disagreement_from_dict(item) for item in update.disagreements),
     )
 
 
@@ -64,8 +68,21 @@ def product_support() -> dict[str, ProductSupport]:
 
 
 def catalog_get() -> Catalog:
-    """The whole catalog as an in-memory engine object (two queries)."""
-    return Catalog(catalog_entries(), support=product_support())
+    """The whole catalog as an in-memory engine object (three queries)."""
+    return Catalog(catalog_entries(), support=product_support(), as_of=catalog_as_of())
+
+
+def catalog_as_of() -> date | None:
+    """The date of the newest build-number source: its own date, or the day it was fetched from the vendor's
+    site (a page read live is current that day). Bundled notes and fix lists do not make the catalog newer."""
+    dates = [
+        max(filter(None, (document_date, imported_at.date() if location.startswith(("http://", "https://")) else None)))
+        for document_date, imported_at, location in CatalogSource.objects.filter(
+            kind__in=(SourceKind.BUILD_PAGE_MARKDOWN, SourceKind.BUILD_PAGE_HTML, SourceKind.BUILD_CSV)
+        ).values_list("document_date", "imported_at", "location")
+        if document_date or location.startswith(("http://", "https://"))
+    ]
+    return max(dates) if dates else None
 
 
 def rules_get() -> Rules:

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from kb.engine.builds import PRODUCT_ORDER, PRODUCTS
-from kb.engine.catalog import CatalogEntry, InvalidKBError, entry_from_dict, entry_to_dict, normalize_kb
-from kb.engine.merge import Conflict, MergeResult, merge_rows
+from kb.engine.catalog import (
+    Catalog,
+    CatalogEntry,
+    InvalidKBError,
+    disagreement_to_dict,
+    entry_from_dict,
+    entry_to_dict,
+    normalize_kb,
+)
+from kb.engine.merge import BUILD_CSV, BUILD_PAGE, Conflict, MergeResult, merge_rows
+from kb.engine.names import UpdateChoiceError, updates_for_document
 from kb.importers.build_csv import parse_build_csv
 from kb.importers.build_page import ParsedTable, parse_build_page
 from kb.importers.documents import Document, detect_catalog_format
-from kb.importers.fix_list import FixListError, parse_fix_list, parse_update_hint
+from kb.importers.fix_list import FixList, FixListError, parse_fix_list
 from kb.models import CatalogConflict, CatalogSource, Fix, Level, Product, Rule, Update, UpdateFix
 from kb.selectors import catalog_entries, identity_key
 
@@ -25,6 +36,14 @@ SNAPSHOT_PATH = DATA_DIR / "catalog.json"
 RULES_PATH = DATA_DIR / "rules.json"
 
 SOURCE_KIND_BY_FORMAT = {"markdown": "build_page_markdown", "html": "build_page_html", "csv": "build_csv"}
+# The engine's authority per field knows two kinds of build source (kb.engine.merge.FIELD_AUTHORITY).
+AUTHORITY_KIND = {"build_page_markdown": BUILD_PAGE, "build_page_html": BUILD_PAGE, "build_csv": BUILD_CSV}
+
+
+def source_kinds(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Source name → the engine's kind of source, for every stored source and the ones being imported."""
+    stored = dict(CatalogSource.objects.values_list("name", "kind"))
+    return {name: AUTHORITY_KIND.get(kind, kind) for name, kind in (stored | (extra or {})).items()}
 
 
 class CatalogImportError(ValueError):
@@ -57,7 +76,9 @@ def catalog_import_document(
     """Parse a build-number document and merge it into the catalog in one transaction."""
     fmt, table = parse_catalog_document(document, fmt)
     with transaction.atomic():
-        merged = merge_rows(catalog_entries(), table.rows)
+        merged = merge_rows(
+            catalog_entries(), table.rows, kinds=source_kinds({document.name: SOURCE_KIND_BY_FORMAT[fmt]})
+        )
         if not dry_run:
             source = _source_upsert(document, kind=SOURCE_KIND_BY_FORMAT[fmt], document_date=document_date)
             _entries_write(merged, source)
@@ -85,6 +106,24 @@ def _entries_write(merged: MergeResult, source: CatalogSource) -> None:
     sources = {source.name: source} | {s.name: s for s in CatalogSource.objects.all()}
     entries_upsert(entries, sources=sources, default_source=source)
     conflicts_record(merged.conflicts)
+    _conflicts_complete([merged.entries[identity] for identity in merged.created])
+
+
+def _conflicts_complete(created: list[CatalogEntry]) -> None:
+    """A row refused earlier (its build contradicted its name) was recorded with nothing kept; now that another
+    source created the update, the conflict names the value the catalog keeps."""
+    by_key = {identity_key(entry.identity): entry for entry in created}
+    pending = list(CatalogConflict.objects.filter(kept_value="", identity_key__in=by_key))
+    updates = {
+        row.identity_key: row for row in Update.objects.filter(identity_key__in=[c.identity_key for c in pending])
+    }
+    for conflict in pending:
+        entry = by_key[conflict.identity_key]
+        value = getattr(entry, conflict.field, None)
+        conflict.kept_value = "" if value is None else str(value)
+        conflict.kept_source = entry.source_of(conflict.field) or ""
+        conflict.update = updates.get(conflict.identity_key)
+    CatalogConflict.objects.bulk_update(pending, ["kept_value", "kept_source", "update"])
 
 
 def entries_upsert(
@@ -97,7 +136,8 @@ def entries_upsert(
         row.identity_key: row
         for row in Update.objects.filter(identity_key__in=[identity_key(e.identity) for e in entries])
     }
-    to_create, to_update = [], []
+    to_create = []
+    to_update: dict[tuple[str, ...], list[Update]] = defaultdict(list)  # by the fields that changed
     for entry in entries:
         key = identity_key(entry.identity)
         row = existing.get(key) or Update(identity_key=key)
@@ -112,28 +152,31 @@ def entries_upsert(
         row.revision = entry.revision
         row.kb = entry.kb or ""
         row.release_date = entry.release_date
+        row.is_month_only_date = entry.is_month_only_date
         row.is_security = entry.is_security
         row.is_recalled = entry.is_recalled
         row.alternate_builds = [{"build": a.build.short, "source": a.source} for a in entry.alternate_builds]
         row.source_names = list(entry.sources)
+        row.field_sources = dict(entry.field_sources)
+        row.disagreements = [disagreement_to_dict(item) for item in entry.disagreements]
         if row.pk is None:
             row.source = origin
         row.set_build(entry.build)
         if row.pk is None:
             to_create.append(row)
-        elif _update_state(row) != before:
-            to_update.append(row)
+        elif (after := _update_state(row)) != before:
+            changed = tuple(name for name, old, new in zip(_UPDATE_FIELDS, before, after, strict=True) if old != new)
+            to_update[changed].append(row)
     Update.objects.bulk_create(to_create, batch_size=500)
-    Update.objects.bulk_update(
-        to_update,
-        fields=[
-            "product", "level", "kind", "name", "number", "label", "revision", "kb", "release_date", "is_security",
-            "is_recalled", "alternate_builds", "source_names", "build", "build_major", "build_minor", "build_number",
-            "build_revision", "last_updated",
-        ],
-        batch_size=500,
-    )  # fmt: skip
-    return len(to_create), len(to_update)
+    # Only the columns that changed: a source that adds itself to 200 rows writes one column, not twenty.
+    for changed, rows in to_update.items():
+        for row in rows:
+            row.last_updated = timezone.now()
+        fields = [_UPDATE_COLUMNS.get(name, (name,)) for name in changed]
+        Update.objects.bulk_update(
+            rows, [column for group in fields for column in group] + ["last_updated"], batch_size=500
+        )
+    return len(to_create), sum(len(rows) for rows in to_update.values())
 
 
 def _update_state(row: Update) -> tuple:
@@ -141,9 +184,14 @@ def _update_state(row: Update) -> tuple:
 
 
 _UPDATE_FIELDS = (
-    "product_id", "level_id", "kind", "name", "number", "label", "revision", "kb", "release_date", "is_security",
-    "is_recalled", "alternate_builds", "source_names", "build",
+    "product_id", "level_id", "kind", "name", "number", "label", "revision", "kb", "release_date", "is_month_only_date",
+    "is_security", "is_recalled", "alternate_builds", "source_names", "field_sources", "disagreements", "build",
 )  # fmt: skip
+_UPDATE_COLUMNS = {
+    "product_id": ("product",),
+    "level_id": ("level",),
+    "build": ("build", "build_major", "build_minor", "build_number", "build_revision"),
+}
 
 
 def _products_ensure() -> dict[str, Product]:
@@ -216,6 +264,16 @@ def conflicts_record(conflicts: list[Conflict]) -> int:
         )
         for c in conflicts
     ]
+    # A value that now wins was recorded as the "other" value while the old one was kept: that record is replaced.
+    superseded = Q()
+    for c in conflicts:
+        superseded |= Q(
+            identity_key=identity_key(c.identity),
+            field=c.field,
+            other_value=c.kept_value[:200],
+            other_source=c.kept_source[:200],
+        )
+    CatalogConflict.objects.filter(superseded).delete()
     before = CatalogConflict.objects.count()
     CatalogConflict.objects.bulk_create(rows, ignore_conflicts=True)
     return CatalogConflict.objects.count() - before
@@ -226,28 +284,30 @@ def conflicts_record(conflicts: list[Conflict]) -> int:
 
 def snapshot_build(
     tables: list[tuple[Document, str, ParsedTable, date | None]],
-    fix_lists: list[tuple[Document, object, date | None]] = (),
+    fix_lists: list[tuple[Document, FixList, date | None]] = (),
 ) -> dict:
-    """The bundled catalog: both sources merged in the given order (first source's values are kept)."""
+    """The bundled catalog: the build sources (document, source kind, rows, date) merged by authority per field,
+    with every conflict, and the fix lists linked to the updates they name."""
+    kinds = {document.name: AUTHORITY_KIND.get(kind, kind) for document, kind, _table, _date in tables}
     merged = MergeResult(entries={})
     conflicts: list[Conflict] = []
-    for _document, _fmt, table, _date in tables:
-        merged = merge_rows(merged.entries.values(), table.rows)
+    for _document, _kind, table, _date in tables:
+        merged = merge_rows(merged.entries.values(), table.rows, kinds=kinds)
         conflicts.extend(merged.conflicts)
     entries = sorted(merged.entries.values(), key=lambda e: (PRODUCT_ORDER.index(e.product), e.build, e.revision))
     return {
-        "format": 1,
+        "format": 2,
         "sources": [
             {
                 "name": document.name,
-                "kind": SOURCE_KIND_BY_FORMAT[fmt],
+                "kind": kind,
                 "location": document.location,
                 "sha256": document.sha256,
                 "document_date": document_date.isoformat() if document_date else None,
                 "rows": len(table.rows),
                 "skipped": table.skipped,
             }
-            for document, fmt, table, document_date in tables
+            for document, kind, table, document_date in tables
         ]
         + [
             {
@@ -257,7 +317,7 @@ def snapshot_build(
                 "sha256": document.sha256,
                 "document_date": document_date.isoformat() if document_date else None,
                 "rows": len(fix_list.fixes),
-                "skipped": [],
+                "skipped": [item.describe() for item in fix_list.skipped],
             }
             for document, fix_list, document_date in fix_lists
         ],
@@ -279,19 +339,28 @@ def snapshot_build(
     }
 
 
-def _fix_list_json(document: Document, fix_list, entries) -> dict:
-    parsed = parse_update_hint(fix_list.update_hint or "")
-    if parsed is None:
-        raise CatalogImportError(f"{document.name}: no update named in its heading")
-    product, level, label = parsed
-    identities = [list(e.identity) for e in entries if (e.product, e.level, e.name) == (product, level, label)]
-    if not identities:
-        raise CatalogImportError(f"{document.name}: {fix_list.update_hint!r} is not in the catalog")
+def _fix_list_json(document: Document, fix_list: FixList, entries) -> dict:
+    try:
+        updates = fix_list_updates(fix_list, Catalog(entries))
+    except UpdateChoiceError as error:
+        raise CatalogImportError(f"{document.name}: {error}") from None
     return {
         "source": document.name,
-        "updates": identities,
+        "updates": [list(entry.identity) for entry in updates],
         "fixes": [{"kb": item.kb, "title": item.title} for item in fix_list.fixes],
     }
+
+
+def fix_list_updates(fix_list: FixList, catalog: Catalog, update_kb: str | None = None) -> tuple[CatalogEntry, ...]:
+    """The catalog rows a fix list belongs to: every row of the KB given, else what the document names
+    (`kb.engine.names.updates_for_document`, which raises UpdateChoiceError with the candidates)."""
+    if update_kb:
+        kb = normalize_update_kb(update_kb)
+        entries = tuple(catalog.by_kb(kb))
+        if not entries:
+            raise CatalogImportError(f"--update: {kb} is not in the catalog")
+        return entries
+    return updates_for_document(catalog, title=fix_list.title, intro=fix_list.intro, kbs=fix_list.stated_kbs)
 
 
 @dataclass(slots=True)
@@ -351,10 +420,17 @@ def catalog_load_snapshot(*, path: Path = SNAPSHOT_PATH, rules_path: Path = RULE
 def fix_links_write(
     *, update_identities: list[str], fixes: list[tuple[str, str]], source: CatalogSource
 ) -> tuple[int, int]:
-    """Upsert fixes by KB and link them to the given updates; an existing title is kept (a differing one is a conflict)."""
-    existing = {fix.kb: fix for fix in Fix.objects.filter(kb__in=[kb for kb, _ in fixes])}
+    """Upsert fixes by KB and link them to the given updates. A title another source gave is kept (a differing one
+    is a conflict); a source that restates its own fix with a new title is believed."""
+    existing = {fix.kb: fix for fix in Fix.objects.filter(kb__in=[kb for kb, _ in fixes]).select_related("source")}
     new = [Fix(kb=kb, title=title, source=source) for kb, title in fixes if kb not in existing]
     Fix.objects.bulk_create(new)
+    restated = []
+    for kb, title in fixes:
+        if kb in existing and existing[kb].source_id == source.pk and existing[kb].title != title:
+            existing[kb].title, existing[kb].last_updated = title, timezone.now()
+            restated.append(existing[kb])
+    Fix.objects.bulk_update(restated, ["title", "last_updated"])
     conflicts_record(
         [
             Conflict(
@@ -478,48 +554,34 @@ class FixImportReport:
     fixes_created: int = 0
     links_created: int = 0
     dry_run: bool = False
+    skipped: str | None = None  # "skipped N KB-shaped items, first few: …"
 
 
 def fixes_import_document(
     *, document: Document, update_kb: str | None = None, dry_run: bool = False
 ) -> FixImportReport:
-    """Extract a fix list and link every fix to its update (given by KB or named in the document's heading)."""
+    """Extract a fix list and link every fix to its update(s): the KB given, or what the document names."""
     try:
         fix_list = parse_fix_list(document.text, name=document.name)
+        updates = fix_list_updates(fix_list, Catalog(catalog_entries()), update_kb)
     except FixListError as error:
         raise CatalogImportError(str(error)) from None
-    updates = _updates_for_fix_list(document.name, update_kb, fix_list.update_hint)
+    except UpdateChoiceError as error:
+        raise CatalogImportError(f"{document.name}: {error}") from None
     fixes = [(item.kb, item.title) for item in fix_list.fixes]
-    kb = normalize_update_kb(update_kb) if update_kb else (updates[0].kb or None)
-    report = FixImportReport(kb, [str(update) for update in updates], fixes, dry_run=dry_run)
+    kbs = sorted({entry.kb for entry in updates if entry.kb})
+    report = FixImportReport(
+        normalize_update_kb(update_kb) if update_kb else (kbs[0] if len(kbs) == 1 else None),
+        [entry.title for entry in updates],
+        fixes,
+        dry_run=dry_run,
+        skipped=fix_list.skipped_report(ignore=frozenset(kbs)),
+    )
     if dry_run:
         return report
     with transaction.atomic():
         source = _source_upsert(document, kind="fix_list", document_date=None)
         report.fixes_created, report.links_created = fix_links_write(
-            update_identities=[update.identity_key for update in updates], fixes=fixes, source=source
+            update_identities=[identity_key(entry.identity) for entry in updates], fixes=fixes, source=source
         )
     return report
-
-
-def _updates_for_fix_list(name: str, update_kb: str | None, hint: str | None) -> list[Update]:
-    if update_kb:
-        kb = normalize_update_kb(update_kb)
-        updates = list(Update.objects.filter(kb=kb).select_related("product", "level"))
-        if not updates:
-            raise CatalogImportError(f"--update: {kb} is not in the catalog")
-        return updates
-    parsed = parse_update_hint(hint) if hint else None
-    if parsed is None:
-        raise CatalogImportError(
-            f"{name}: cannot tell which update the fixes belong to (no update named in its heading); pass --update KB"
-        )
-    product, level, label = parsed
-    updates = list(
-        Update.objects.filter(product__key=product, level__name=level, name=label or "").select_related(
-            "product", "level"
-        )
-    )
-    if not updates:
-        raise CatalogImportError(f"{name}: the heading names {hint!r}, which is not in the catalog; pass --update KB")
-    return updates

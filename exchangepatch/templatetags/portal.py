@@ -20,6 +20,7 @@ STATE_COLOURS = {
     State.END_OF_LIFE: "#6f42c1",
     State.ROLLUP_UNKNOWN: "#6c757d",
     State.UNKNOWN_BUILD: "#adb5bd",
+    State.LEGACY: "#343a40",  # Exchange 2003 or older: shown, never planned
 }
 DARK_TEXT = {State.EXCEPTED, State.UPDATE_AVAILABLE, State.UNKNOWN_BUILD}
 

@@ -57,6 +57,11 @@ class BuildInfoSerializer(serializers.Serializer):
 
     input = serializers.CharField()
     build = serializers.CharField(allow_null=True)
+    form = serializers.ChoiceField(
+        choices=["short", "long", "admin_display", "ad_serial_number"],
+        allow_null=True,
+        help_text="How the build was written",
+    )
     product = serializers.CharField(allow_null=True)
     level = serializers.CharField(allow_null=True)
     update = serializers.CharField(allow_null=True)
@@ -64,8 +69,12 @@ class BuildInfoSerializer(serializers.Serializer):
     release_date = serializers.DateField(allow_null=True)
     exact = serializers.BooleanField()
     is_supported = serializers.BooleanField()
-    is_latest = serializers.BooleanField()
+    is_latest = serializers.BooleanField(allow_null=True, help_text="null: newer than every build the catalog lists")
+    sources = serializers.DictField(
+        child=serializers.CharField(), help_text="The source each of build, kb and release_date was taken from"
+    )
     notes = serializers.ListField(child=serializers.CharField())
+    catalog_as_of = serializers.DateField(allow_null=True, help_text="Date of the newest build-number source")
     error = serializers.CharField(allow_null=True)
 
 

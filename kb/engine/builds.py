@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 # Windows file-version components are 16-bit; anything larger is not a build.
@@ -26,6 +26,17 @@ class BuildForm(StrEnum):
     SHORT = "short"  # 15.2.1544.4 (build-number table)
     LONG = "long"  # 15.02.1544.004 (ExSetup.exe file version)
     ADMIN_DISPLAY = "admin_display"  # Version 15.2 (Build 1544.4) (Get-ExchangeServer)
+    AD_SERIAL_NUMBER = "ad_serial_number"  # Version 15.2 (Build 31544.4) (the server object's serialNumber in AD)
+
+    @property
+    def is_level_only(self) -> bool:
+        """AdminDisplayVersion and the AD serialNumber show the CU or service pack, never the SU or rollup."""
+        return self in (BuildForm.ADMIN_DISPLAY, BuildForm.AD_SERIAL_NUMBER)
+
+
+# The directory's serialNumber carries the build number plus 30000 ("Version 15.2 (Build 31118.7)" is 15.2.1118.7);
+# no Exchange build number comes near 30000 (the newest are about 2600), so the two forms cannot be confused.
+AD_SERIAL_OFFSET = 30000
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -53,12 +64,19 @@ class ParsedBuild:
     form: BuildForm
 
 
-_ADMIN_DISPLAY = re.compile(r"Version\s+(\d+)\.(\d+)\s*\(\s*Build\s+(\d+)\.(\d+)\s*\)", re.ASCII | re.IGNORECASE)
+# "Version 15.2 (Build 1544.4)"; Exchange 2003 and older add the service pack: "(Build 7638.2: Service Pack 2)".
+_ADMIN_DISPLAY = re.compile(
+    r"Version\s+(\d+)\.(\d+)\s*\(\s*Build\s+(\d+)\.(\d+)(?:\s*:\s*Service\s+Pack\s+\d+)?\s*\)",
+    re.ASCII | re.IGNORECASE,
+)
 _DOTTED_PART = re.compile(r"\d+", re.ASCII)
+# Marks that copying from a web page or a Windows dialog leaves around a value.
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"))
 
 
 def parse_reported_build(text: object) -> ParsedBuild:
-    """Parse a build as an admin reads it: short, long/zero-padded, ExSetup or AdminDisplayVersion form."""
+    """Parse a build as an admin reads it: short, long/zero-padded (ExSetup), AdminDisplayVersion or the AD
+    serialNumber form; the form is kept, because it decides what the build can tell."""
     if not isinstance(text, str):
         raise InvalidBuildError(text, "expected text")
     return _parse_text(text)
@@ -67,14 +85,17 @@ def parse_reported_build(text: object) -> ParsedBuild:
 @functools.lru_cache(maxsize=8192)
 def _parse_text(text: str) -> ParsedBuild:
     # Estates repeat a few hundred builds thousands of times (a 10,000-server sync, a scan): parse each once.
-    stripped = text.strip()
+    stripped = text.translate(_INVISIBLE).strip()
     if not stripped:
         raise InvalidBuildError(text, "empty")
     if stripped.lower().startswith("version"):
         match = _ADMIN_DISPLAY.fullmatch(stripped)
         if not match:
             raise InvalidBuildError(text, "expected 'Version M.m (Build B.r)'")
-        return ParsedBuild(_build_from_parts(text, match.groups()), BuildForm.ADMIN_DISPLAY)
+        build = _build_from_parts(text, match.groups())
+        if build.major >= 8 and build.build >= AD_SERIAL_OFFSET:
+            return ParsedBuild(replace(build, build=build.build - AD_SERIAL_OFFSET), BuildForm.AD_SERIAL_NUMBER)
+        return ParsedBuild(build, BuildForm.ADMIN_DISPLAY)
     parts = stripped.split(".")
     if len(parts) != 4:
         raise InvalidBuildError(text, f"expected four numbers separated by dots, got {len(parts)} part(s)")

@@ -11,6 +11,7 @@ from datetime import date
 from enum import StrEnum
 
 from .builds import (
+    AD_SERIAL_OFFSET,
     PRODUCTS,
     Build,
     BuildForm,
@@ -52,6 +53,16 @@ class AlternateBuild:
 
 
 @dataclass(frozen=True, slots=True)
+class Disagreement:
+    """A value another source gives for one field of an update, and why the catalog keeps its own."""
+
+    field: str
+    value: str
+    source: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CatalogEntry:
     """One catalog row: a base level (RTM/SP/CU) or an update (RU/SU/HU) with its build."""
 
@@ -64,10 +75,20 @@ class CatalogEntry:
     revision: int = 1  # re-release: 2 for "v2"
     kb: str | None = None
     release_date: date | None = None
+    is_month_only_date: bool = False  # "December, 2015": the day is not known
     is_security: bool = False
     is_recalled: bool = False
     sources: tuple[str, ...] = ()
     alternate_builds: tuple[AlternateBuild, ...] = ()
+    field_sources: tuple[tuple[str, str], ...] = ()  # (field, source) the kept build, kb and release_date come from
+    disagreements: tuple[Disagreement, ...] = ()
+
+    def source_of(self, name: str) -> str | None:
+        """The source the kept value of a field comes from (the first source for rows stored before this was kept)."""
+        found = dict(self.field_sources).get(name)
+        if found is None and getattr(self, name) is not None and self.sources:
+            return self.sources[0]
+        return found
 
     @property
     def is_base(self) -> bool:
@@ -127,12 +148,25 @@ class Resolution:
     exact: bool
     is_update_known: bool
     is_supported: bool
-    is_latest: bool
+    is_latest: bool | None  # None: the build is newer than every row of the catalog, which cannot tell
     notes: tuple[str, ...] = field(default=())
+    error: str | None = None  # the build cannot exist (far beyond every known build of its version)
 
     @property
     def update_name(self) -> str | None:
         return self.entry.name if self.entry else None
+
+    @property
+    def is_newer_than_catalog(self) -> bool:
+        return self.is_latest is None and self.error is None and self.product is not None
+
+
+# How far past the newest known build number of a major.minor a build may be and still be a release the catalog
+# does not know yet. Exchange build numbers grow by at most a few hundred a year (2016 went from 225 to 2507 in
+# ten years), so 2000 is years of releases; anything further is a typo, a misread AD serialNumber or invented.
+FAR_BEYOND = 2000
+# How old the catalog may be before verdicts warn that updates released since are missing.
+STALE_AFTER_DAYS = 45
 
 
 class Catalog:
@@ -142,15 +176,24 @@ class Catalog:
         self,
         entries: Iterable[CatalogEntry],
         support: Mapping[str, ProductSupport] | None = None,
+        *,
+        as_of: date | None = None,
     ) -> None:
         self.entries: tuple[CatalogEntry, ...] = tuple(sorted(entries, key=lambda e: (e.build, e.revision)))
         self.support = dict(support or {})
+        self.as_of = as_of  # the date of the newest build-number source: what the catalog can know about
+        self._newest_by_version: dict[tuple[int, int], Build] = {}
+        self._newest_by_product: dict[str, Build] = {}
+        self._freshness_cache: dict[date, tuple[str, ...]] = {}
         self._by_build: dict[Build, list[CatalogEntry]] = defaultdict(list)
         self._by_alternate: dict[Build, list[CatalogEntry]] = defaultdict(list)
         self._series: dict[tuple[str, str], list[CatalogEntry]] = defaultdict(list)
         levels: dict[str, list[Level]] = defaultdict(list)
         for entry in self.entries:
             self._by_build[entry.build].append(entry)
+            # Entries are in build order: the last one seen is the newest.
+            self._newest_by_version[(entry.build.major, entry.build.minor)] = entry.build
+            self._newest_by_product[entry.product] = entry.build
             for alternate in entry.alternate_builds:
                 self._by_alternate[alternate.build].append(entry)
             self._series[(entry.product, entry.level)].append(entry)
@@ -273,38 +316,53 @@ class Catalog:
 
     # -- resolution --------------------------------------------------------------------------------
     def resolve(self, reported: ParsedBuild | Build, *, today: date) -> Resolution:
+        """What a build is; the catalog's age, when it is worth a warning, is the last note of every build with a
+        product."""
         parsed = reported if isinstance(reported, ParsedBuild) else ParsedBuild(reported, BuildForm.SHORT)
         build = parsed.build
         product = product_for_build(build)
         if product is None:
             note = (
-                "legacy Exchange (2003 or older): not tracked"
+                "legacy Exchange (2003 or older): shown, never planned; no update of it is tracked (move its "
+                "mailboxes to a supported version and decommission it)"
                 if build.major < 8
                 else f"{build.major}.{build.minor} is not a known Exchange version"
             )
             return Resolution(build, parsed.form, None, None, None, None, False, False, False, False, (note,))
+        if error := self._impossible(build):
+            return Resolution(build, parsed.form, None, None, None, None, False, False, False, False, (error,), error)
+        notes: list[str] = [self._serial_note(build)] if parsed.form is BuildForm.AD_SERIAL_NUMBER else []
+        tail = self.freshness_notes(today)
         level = self.level_for(build)
-        notes: list[str] = []
         if level is None:
             notes.append(f"older than any {product.name} level in the catalog")
-            return Resolution(build, parsed.form, product, None, None, None, False, False, False, False, tuple(notes))
+            return Resolution(
+                build, parsed.form, product, None, None, None, False, False, False, False, (*notes, *tail)
+            )
+        if self._is_newer_level(product, level, build):
+            notes.append(
+                f"newer than the catalog: no {product.name} level with build number {build.build} is listed (newest "
+                f"{level.name} {level.base_build}{self._as_of_text()}); refresh the catalog"
+            )
+            return Resolution(build, parsed.form, product, None, None, None, False, False, False, None, (*notes, *tail))
 
         floor = self.floor_in_series(level, build)
         is_supported = self.is_level_supported(level, today)
         newest = self.newest_entry(product.key, today)
 
-        if parsed.form is BuildForm.ADMIN_DISPLAY:
+        if parsed.form.is_level_only:
             base = self.series(level.product, level.name)[0]
+            shown = "AdminDisplayVersion" if parsed.form is BuildForm.ADMIN_DISPLAY else "the AD serialNumber"
             if product.is_cumulative:
                 notes.append(
-                    "security update level unknown: AdminDisplayVersion shows the CU only; report the ExSetup.exe version"
+                    f"security update level unknown: {shown} shows the CU only; report the ExSetup.exe version"
                 )
             else:
                 notes.append(
-                    "rollup level unknown: AdminDisplayVersion shows the service pack only; report the ExSetup.exe version"
+                    f"rollup level unknown: {shown} shows the service pack only; report the ExSetup.exe version"
                 )
             return Resolution(
-                build, parsed.form, product, level, None, base, False, False, is_supported, False, tuple(notes)
+                build, parsed.form, product, level, None, base, False, False, is_supported, False, (*notes, *tail)
             )
 
         entry, exact = self._exact_entry(product.key, build, notes)
@@ -312,12 +370,21 @@ class Catalog:
             # Matched through a conflicting source's build: the row's own level is the truth to report.
             level = self.level(entry.product, entry.level) or level
             is_supported = self.is_level_supported(level, today)
+        is_latest: bool | None = newest is not None and build >= newest.build
         if entry is None:
-            nearest = f"; nearest listed below: {floor.name or floor.level} {floor.build}" if floor else ""
-            notes.append(f"unlisted build of {product.name} {level.name}{nearest}")
+            newest_listed = self._series[(level.product, level.name)][-1]
+            if floor is newest_listed and build > newest_listed.build:
+                notes.append(
+                    f"newer than the catalog: above {newest_listed.name or newest_listed.level} {newest_listed.build}, "
+                    f"the newest {product.name} {level.name} build it lists{self._as_of_text()}"
+                )
+                if build > self._newest_by_product[product.key]:
+                    is_latest = None
+            else:
+                nearest = f"; nearest listed below: {floor.name or floor.level} {floor.build}" if floor else ""
+                notes.append(f"unlisted build of {product.name} {level.name}{nearest}")
         if entry is not None and entry.is_recalled:
             notes.append(f"{entry.name} was recalled; install its re-release")
-        is_latest = newest is not None and build >= newest.build
         if not is_supported:
             if self.is_end_of_life(product.key, today):
                 notes.append(f"{product.name} is past the end of extended support")
@@ -334,7 +401,54 @@ class Catalog:
             True,
             is_supported,
             is_latest,
-            tuple(notes),
+            (*notes, *tail),
+        )
+
+    def freshness_notes(self, today: date) -> tuple[str, ...]:
+        """A warning when the catalog is older than STALE_AFTER_DAYS: updates released since are missing from it."""
+        if today not in self._freshness_cache:
+            days = (today - self.as_of).days if self.as_of else 0
+            self._freshness_cache[today] = (
+                (
+                    f"the catalog is {days} days old (as of {self.as_of.isoformat()}): updates released since are "
+                    "not in it; refresh it (catalog_import)",
+                )
+                if self.as_of and days > STALE_AFTER_DAYS
+                else ()
+            )
+        return self._freshness_cache[today]
+
+    def _as_of_text(self) -> str:
+        return f"; catalog as of {self.as_of.isoformat()}" if self.as_of else ""
+
+    def _impossible(self, build: Build) -> str | None:
+        """Why a build cannot exist: its build number is far beyond every known build of its major.minor."""
+        newest = self._newest_by_version.get((build.major, build.minor))
+        if newest is None or build.build <= newest.build + FAR_BEYOND:
+            return None
+        reason = (
+            f"build number {build.build} is far beyond every known {build.major}.{build.minor} build (newest "
+            f"{newest}{self._as_of_text()}): no such Exchange build"
+        )
+        serial = build.build - AD_SERIAL_OFFSET
+        if 0 <= serial <= newest.build + FAR_BEYOND:
+            reason += (
+                f"; an AD serialNumber 'Version {build.major}.{build.minor} (Build {build.build}.{build.revision})' is "
+                f"{build.major}.{build.minor}.{serial}.{build.revision}"
+            )
+        return reason
+
+    def _is_newer_level(self, product: ProductInfo, level: Level, build: Build) -> bool:
+        """A CU product's build whose build number is above every level's: a CU the catalog does not list yet."""
+        if not product.is_cumulative or build.build == level.base_build.build:
+            return False
+        return build.build > self._levels[product.key][-1].base_build.build  # levels are in build order
+
+    @staticmethod
+    def _serial_note(build: Build) -> str:
+        return (
+            f"read as the Active Directory serialNumber form: Build {build.build + AD_SERIAL_OFFSET}.{build.revision} "
+            f"is {build} (the directory adds {AD_SERIAL_OFFSET} to the build number)"
         )
 
     def _exact_entry(self, product: str, build: Build, notes: list[str]) -> tuple[CatalogEntry | None, bool]:
@@ -383,11 +497,22 @@ def entry_to_dict(entry: CatalogEntry) -> dict:
         "revision": entry.revision,
         "kb": entry.kb,
         "release_date": entry.release_date.isoformat() if entry.release_date else None,
+        "is_month_only_date": entry.is_month_only_date,
         "is_security": entry.is_security,
         "is_recalled": entry.is_recalled,
         "sources": list(entry.sources),
         "alternate_builds": [{"build": a.build.short, "source": a.source} for a in entry.alternate_builds],
+        "field_sources": dict(entry.field_sources),
+        "disagreements": [disagreement_to_dict(d) for d in entry.disagreements],
     }
+
+
+def disagreement_to_dict(item: Disagreement) -> dict:
+    return {"field": item.field, "value": item.value, "source": item.source, "note": item.note}
+
+
+def disagreement_from_dict(item: dict) -> Disagreement:
+    return Disagreement(item["field"], item["value"], item["source"], item.get("note", ""))
 
 
 def entry_from_dict(item: dict) -> CatalogEntry:
@@ -401,8 +526,11 @@ def entry_from_dict(item: dict) -> CatalogEntry:
         revision=item["revision"],
         kb=item["kb"],
         release_date=date.fromisoformat(item["release_date"]) if item["release_date"] else None,
+        is_month_only_date=item.get("is_month_only_date", False),
         is_security=item["is_security"],
         is_recalled=item["is_recalled"],
         sources=tuple(item["sources"]),
         alternate_builds=tuple(AlternateBuild(parse_build(a["build"]), a["source"]) for a in item["alternate_builds"]),
+        field_sources=tuple(item.get("field_sources", {}).items()),
+        disagreements=tuple(disagreement_from_dict(d) for d in item.get("disagreements", ())),
     )

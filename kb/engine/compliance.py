@@ -17,10 +17,11 @@ UNSUPPORTED_LEVEL = "unsupported_level"
 END_OF_LIFE = "end_of_life"
 ROLLUP_UNKNOWN = "rollup_unknown"
 UNKNOWN_BUILD = "unknown_build"
+LEGACY = "legacy"  # Exchange 2003 or older: shown, never planned
 EXCEPTED = "excepted"
 STATES = (
     CURRENT, UPDATE_AVAILABLE, SECURITY_UPDATE_MISSING, UNSUPPORTED_LEVEL, END_OF_LIFE, ROLLUP_UNKNOWN, UNKNOWN_BUILD,
-    EXCEPTED,
+    LEGACY, EXCEPTED,
 )  # fmt: skip
 COMPLIANT_STATES = frozenset({CURRENT, EXCEPTED})
 
@@ -74,7 +75,7 @@ class Verdict:
 
 def facts_parse(facts: ServerFacts) -> ParsedBuild:
     parsed = parse_reported_build(facts.build_text)
-    if facts.build_source == "admin_display" and parsed.form is not BuildForm.ADMIN_DISPLAY:
+    if facts.build_source == "admin_display" and not parsed.form.is_level_only:
         return ParsedBuild(parsed.build, BuildForm.ADMIN_DISPLAY)
     return parsed
 
@@ -109,6 +110,8 @@ def _evaluate_build(facts: ServerFacts, catalog: Catalog, today: date) -> tuple[
     # Support notes are restated below with the action to take.
     notes = tuple(n for n in resolution.notes if "supported level" not in n and "end of extended support" not in n)
     resolution = replace(resolution, notes=notes)
+    if resolution.product is None and resolution.build.major < 8:
+        return Verdict(LEGACY, current, reasons=notes, resolution=resolution), None
     if resolution.product is None or resolution.level is None:
         return Verdict(UNKNOWN_BUILD, current, reasons=notes, resolution=resolution), None
     product, level = resolution.product, resolution.level

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .builds import PRODUCTS, BuildForm, InvalidBuildError, product_for_build
 from .catalog import Catalog, CatalogEntry, Kind, Level, Resolution, normalize_kb
 from .compliance import ServerFacts, facts_parse
+from .names import canonical_update_name
 from .rules import GateRequirement, PrerequisiteRule, Rules, StepRule, version_key
 
 PREREQUISITE, PRE_STEP, INSTALL, POST_STEP, VERIFY = "prerequisite", "pre_step", "install", "post_step", "verify"
@@ -96,7 +97,7 @@ def plan_for_server(
     resolution = catalog.resolve(parsed, today=today)
     if resolution.product is None or resolution.level is None:
         raise PlanError(f"{server.fqdn}: build {parsed.build} is not a known Exchange 2007 or later build")
-    if parsed.form is BuildForm.ADMIN_DISPLAY and not resolution.product.is_cumulative:
+    if parsed.form.is_level_only and not resolution.product.is_cumulative:
         notes = ("rollup level unknown (AdminDisplayVersion): the plan assumes the service pack without rollups",)
     elif parsed.form is BuildForm.ADMIN_DISPLAY:
         notes = ("security update level unknown (AdminDisplayVersion): the plan assumes the CU without SUs",)
@@ -155,9 +156,10 @@ def _target(catalog: Catalog, product: str, resolution: Resolution, target: str 
     as_level = catalog.level(product, text.upper()) or catalog.level(product, text)
     if as_level is not None:
         return as_level, catalog.latest_in_series(product, as_level.name, today)
+    wanted = (canonical_update_name(text) or text).lower()  # "Nov24SUv2", "RU3-v3": Microsoft's spellings
     for candidate in (level.name, *(lvl.name for lvl in reversed(catalog.levels(product)))):
         for entry in catalog.installable(product, candidate):
-            if entry.name and entry.name.lower() == text.lower():
+            if entry.name and entry.name.lower() == wanted:
                 return catalog.level(product, entry.level), entry
     raise PlanError(f"--target: {target!r} is not a level, update or KB of {PRODUCTS[product].name}")
 

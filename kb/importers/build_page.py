@@ -13,9 +13,10 @@ from kb.engine.builds import InvalidBuildError, parse_build
 from kb.engine.catalog import normalize_kb
 from kb.engine.merge import ImportedRow
 
+from .documents import kb_of_support_link
 from .names import UnknownNameError, imported_row, parse_product_name
 
-_KB_LINK = re.compile(r"support\.microsoft\.com/(?:[a-z-]+/)?(?:help|kb)/(\d{6,7})", re.IGNORECASE)
+_KB_TEXT = re.compile(r"^\s*KB\s*(\d{6,7})\s*$", re.IGNORECASE)
 _LEGACY_NAME = re.compile(r"Exchange\s+(?:Server\s+)?(?:2003|2000|version\s+5|5\.|4\.)", re.IGNORECASE)
 
 
@@ -73,6 +74,8 @@ def _columns(table: Tag) -> dict[str, int] | None:
             columns["long"] = index
         elif "build" in label:
             columns["short"] = index
+    if "short" not in columns and "long" in columns:
+        columns["short"] = columns["long"]  # a layout with the long (ExSetup) form only
     return columns if {"name", "short"} <= columns.keys() else None
 
 
@@ -108,13 +111,11 @@ def _parse_row(cells: list[Tag], columns: dict[str, int], source: str, lines: li
             if long_build != build:
                 result.warnings.append(f"{where}: long form {long_text} disagrees with short form {short}")
     released, is_month_only = parse_release_date(cell("date"))
-    link = cells[columns["name"]].find("a", href=_KB_LINK)
-    kb = normalize_kb(_KB_LINK.search(link["href"]).group(1)) if link else None
     result.rows.append(
         imported_row(
             name,
             build,
-            kb=kb,
+            kb=_row_kb(cells, columns["name"]),
             released=released,
             is_month_only=is_month_only,
             source=source,
@@ -125,15 +126,28 @@ def _parse_row(cells: list[Tag], columns: dict[str, int], source: str, lines: li
     )
 
 
+def _row_kb(cells: list[Tag], name_index: int) -> str | None:
+    """The support article the row links to: from the name cell, else from any other cell (a link or "KB5004780")."""
+    ordered = [cells[name_index], *(cell for index, cell in enumerate(cells) if index != name_index)]
+    for cell in ordered:
+        for link in cell.find_all("a", href=True):
+            if number := kb_of_support_link(link["href"]):
+                return normalize_kb(number)
+    for cell in ordered:
+        if match := _KB_TEXT.match(cell.get_text(" ", strip=True)):
+            return normalize_kb(match.group(1))
+    return None
+
+
 def parse_release_date(text: str) -> tuple[date | None, bool]:
     """ "April 20, 2022" → (2022-04-20, False); "December, 2015" → (2015-12-01, True); unknown → (None, False)."""
     cleaned = " ".join(text.replace(",", " , ").split()).replace(" ,", ",")
-    for pattern in ("%B %d, %Y", "%B %d %Y", "%m/%d/%Y"):
+    for pattern in ("%B %d, %Y", "%B %d %Y", "%b %d, %Y", "%d %B %Y", "%m/%d/%Y", "%Y-%m-%d"):
         try:
             return datetime.strptime(cleaned, pattern).date(), False
         except ValueError:
             pass
-    for pattern in ("%B, %Y", "%B %Y"):
+    for pattern in ("%B, %Y", "%B %Y", "%b %Y"):
         try:
             return datetime.strptime(cleaned, pattern).date(), True
         except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -12,6 +13,21 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+
+# Links to a KB article, as every era of support.microsoft.com wrote them: /kb/N, /help/N, /en-us/kb/N,
+# default.aspx?scid=kb;en-us;N, /?kbid=N, and today's /en-us/topic/description-of-…-kbN-<guid>.
+_SUPPORT_LINK = re.compile(
+    r"support\.microsoft\.com/(?:(?:(?:[a-z]{2}-[a-z]{2}|kb|help)/)*(?P<number>\d{6,7})(?!\d)"
+    r"|(?:[a-z]{2}-[a-z]{2}/)?topic/[\w-]*?\bkb(?P<topic>\d{6,7})(?!\d)"
+    r"|(?:default\.aspx)?\?(?:kbid=|scid=kb;[a-z-]*;)(?P<query>\d{6,7})(?!\d))",
+    re.IGNORECASE,
+)
+
+
+def kb_of_support_link(href: str) -> str | None:
+    """The KB number ("2608656") a support.microsoft.com link points to, or None for any other link."""
+    match = _SUPPORT_LINK.search(href or "")
+    return (match["number"] or match["topic"] or match["query"]) if match else None
 
 
 class DocumentError(ValueError):

@@ -9,22 +9,7 @@ from datetime import date
 from kb.engine.builds import Build
 from kb.engine.catalog import CatalogEntry, Kind
 from kb.engine.merge import ImportedRow
-
-_PRODUCT = r"(?P<product>2007|2010|2013|2016|2019|SE)"
-_ROLLUP = re.compile(
-    r"^Update\s+Rollup\s+(?P<number>\d+)(?:\s*-?\s*v(?P<revision>\d+))?\s+(?:for\s*)?Exchange\s+"
-    + _PRODUCT
-    + r"(?:\s+(?P<level>SP\d|RTM))?$",
-    re.IGNORECASE,
-)
-_UPDATE = re.compile(
-    r"^Exchange\s+"
-    + _PRODUCT
-    + r"(?:\s+(?P<level>SP\d|CU\d+|RTM|Preview))?"
-    + r"(?:\s+(?:(?P<rtm>RTM)|RU(?P<number>\d+)(?:\s*v(?P<ru_revision>\d+))?"
-    + r"|(?P<label>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\d{2}(?:SU|HU))(?:\s*v(?P<su_revision>\d+))?))?$",
-    re.IGNORECASE,
-)
+from kb.engine.names import parse_release_name
 
 
 class UnknownNameError(ValueError):
@@ -46,50 +31,24 @@ class ParsedName:
 
 
 def normalize_name(raw: str) -> str:
-    """Remove the quirks of the tables: "Exchange Server", "forExchange", "(2022H1)", "(recalled)", nbsp."""
+    """Remove the quirks of the tables: "(2022H1)", "(recalled)", non-breaking spaces."""
     text = raw.replace("\xa0", " ")
-    text = re.sub(r"\([^)]*\)", " ", text)  # "(2022H1)", "(recalled)"
-    text = re.sub(r"Exchange\s+Server", "Exchange", text, flags=re.IGNORECASE)
-    text = re.sub(r"for(?=Exchange)", "for ", text)
+    text = re.sub(r"\((?!\s*v(?:ersion)?\s*\d)[^)]*\)", " ", text, flags=re.IGNORECASE)  # keeps "(v2)"
     return re.sub(r"\s+", " ", text).strip()
 
 
 def parse_product_name(raw: str) -> ParsedName:
-    text = normalize_name(raw)
-    if match := _ROLLUP.match(text):
-        product = _product_key(match["product"])
-        return ParsedName(
-            product=product,
-            level=_level_name(product, match["level"]),
-            kind=Kind.RU,
-            number=int(match["number"]),
-            revision=int(match["revision"] or 1),
-        )
-    if match := _UPDATE.match(text):
-        product = _product_key(match["product"])
-        level = _level_name(product, match["level"])
-        if match["number"]:
-            return ParsedName(
-                product, level, Kind.RU, number=int(match["number"]), revision=int(match["ru_revision"] or 1)
-            )
-        if match["label"]:
-            label = match["label"][:3].title() + match["label"][3:5] + match["label"][5:].upper()
-            kind = Kind.HU if label.endswith("HU") else Kind.SU
-            return ParsedName(product, level, kind, label=label, revision=int(match["su_revision"] or 1))
-        return ParsedName(product, level, _base_kind(product, level))
-    raise UnknownNameError(f"{raw!r} does not name an Exchange 2007 or later release")
-
-
-def _product_key(text: str) -> str:
-    return text.upper()
-
-
-def _level_name(product: str, level: str | None) -> str:
-    if not level:
-        return "RTM"
-    if level.lower() == "preview":
-        return "Preview"
-    return level.upper()
+    """The identity a row's name states; every spelling of an update name (`kb.engine.names`) is read the same."""
+    reference = parse_release_name(normalize_name(raw))
+    if reference is None or reference.product is None:
+        raise UnknownNameError(f"{raw!r} does not name an Exchange 2007 or later release")
+    product = reference.product
+    # Microsoft names the rollups of a release without a service pack "for Exchange Server 2010": RTM's.
+    level = reference.level or "RTM"
+    name = reference.name
+    if name is not None:
+        return ParsedName(product, level, name.kind, number=name.number, label=name.label, revision=name.revision)
+    return ParsedName(product, level, _base_kind(product, level))
 
 
 def _base_kind(product: str, level: str) -> Kind:

@@ -337,9 +337,11 @@ def test_build_resolve_is_the_build_info_object(api, loaded_catalog, settings):
     body = api.get("/api/v1/builds/resolve/?build=15.02.1544.009").json()
 
     assert body == {
-        "input": "15.02.1544.009", "build": "15.2.1544.9", "product": "Exchange Server 2019", "level": "CU14",
-        "update": "Mar24SU", "kb": "KB5036386", "release_date": "2024-03-12", "exact": True, "is_supported": True,
-        "is_latest": False, "notes": [], "error": None,
+        "input": "15.02.1544.009", "build": "15.2.1544.9", "form": "long", "product": "Exchange Server 2019",
+        "level": "CU14", "update": "Mar24SU", "kb": "KB5036386", "release_date": "2024-03-12", "exact": True,
+        "is_supported": True, "is_latest": False,
+        "sources": {"build": "ExchangeBuildNumbers.csv", "kb": "ExchangeBuildNumbers.csv", "release_date": "ExchangeBuildNumbers.csv"},
+        "notes": [], "catalog_as_of": "2026-08-19", "error": None,
     }  # fmt: skip
 
 

@@ -3,7 +3,9 @@
 Every server, site, organisation and cluster name below is invented (.example domains); the builds are real.
 """
 
+import codecs
 import io
+from datetime import date
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -354,8 +356,8 @@ def test_errors_leave_servers_already_stored_untouched(tmp_path):
 @pytest.mark.parametrize(
     ("_case", "text", "message"),
     [
-        ("no fqdn column", "name,build\nMBX01,15.2.1544.4\n", "{path}: no 'fqdn' column (expected Get-ExchangeServer | Export-Csv output or our column names)"),
-        ("unknown column", "fqdn,colour\nmbx01.contoso.example,blue\n", "{path}: unknown column(s): colour"),
+        ("no fqdn column", "name,build\nMBX01,15.2.1544.4\n", "{path}: no 'fqdn' column (expected Get-ExchangeServer | Export-Csv output or our column names; read 2 column(s) separated by ',': name, build)"),
+        ("no fqdn in another dialect", "Name;Build\nMBX01;15.2.1544.4\n", "{path}: no 'fqdn' column (expected Get-ExchangeServer | Export-Csv output or our column names; read 2 column(s) separated by ';': Name, Build)"),
         ("empty file", "", "{path}: empty file"),
         ("header only", "fqdn,build\n", "{path}: no server rows"),
     ],
@@ -378,4 +380,178 @@ def test_a_nonexistent_file_is_named(tmp_path):
         run(path)
 
     assert str(error.value) == f"{path}: no such file"
+    assert nothing_written()
+
+
+# --- faults 6 and 7: a mixed organisation's export in every dialect PowerShell writes (invented servers) ---
+
+MIXED_EXPORT_ROWS = [
+    ["Name", "Fqdn", "Site", "ServerRole", "Edition", "AdminDisplayVersion", "IsMemberOfCluster", "OrganizationalUnit"],
+    ["EX03", "ex03.contoso.example", "contoso.example/Configuration/Sites/München", "None", "Standard",
+     "Version 6.5 (Build 7638.2: Service Pack 2)", "No", "contoso.example/EX03"],
+    ["EX07", "ex07.contoso.example", "contoso.example/Configuration/Sites/München", "Mailbox, ClientAccess, HubTransport",
+     "Enterprise", "Version 8.3 (Build 83.6)", "No", "contoso.example/EX07"],
+    ["EX19", "ex19.contoso.example", "contoso.example/Configuration/Sites/Zürich", "Mailbox", "Standard",
+     "Version 15.2 (Build 31544.4)", "No", "contoso.example/EX19"],
+]  # fmt: skip
+
+
+def powershell_csv(rows, *, delimiter=",", type_line=True) -> str:
+    """As Export-Csv writes it: every cell quoted, CRLF line ends, the #TYPE line of Windows PowerShell."""
+    lines = [delimiter.join(f'"{cell}"' for cell in row) for row in rows]
+    head = ["#TYPE Selected.Microsoft.Exchange.Data.Directory.Management.ExchangeServer"] if type_line else []
+    return "\r\n".join(head + lines) + "\r\n"
+
+
+def encoded(text: str, encoding: str) -> bytes:
+    return {
+        "utf-8": lambda: text.encode("utf-8"),
+        "utf-8 with BOM (Export-Csv -Encoding UTF8)": lambda: text.encode("utf-8-sig"),
+        "UTF-16 LE with BOM (Windows PowerShell > and Out-File)": lambda: text.encode("utf-16"),
+        "UTF-16 BE with BOM (-Encoding BigEndianUnicode)": lambda: codecs.BOM_UTF16_BE + text.encode("utf-16-be"),
+        "UTF-16 LE without BOM": lambda: text.encode("utf-16-le"),
+        "Windows-1252 (-Encoding Default)": lambda: text.encode("cp1252"),
+    }[encoding]()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        "utf-8",
+        "utf-8 with BOM (Export-Csv -Encoding UTF8)",
+        "UTF-16 LE with BOM (Windows PowerShell > and Out-File)",
+        "UTF-16 BE with BOM (-Encoding BigEndianUnicode)",
+        "UTF-16 LE without BOM",
+        "Windows-1252 (-Encoding Default)",
+    ],
+)
+@pytest.mark.parametrize(
+    ("delimiter", "type_line"),
+    [(",", True), (";", True), (";", False), ("\t", False)],
+    ids=["comma", "semicolon (-UseCulture, de-DE/fr-FR/nl-NL)", "semicolon, PowerShell 7 (no #TYPE)", "tab"],
+)
+def test_a_mixed_export_is_read_in_every_encoding_and_dialect(tmp_path, encoding, delimiter, type_line):
+    path = tmp_path / "servers.csv"
+    path.write_bytes(encoded(powershell_csv(MIXED_EXPORT_ROWS, delimiter=delimiter, type_line=type_line), encoding))
+    first = 3 if type_line else 2  # the file line of EX03
+
+    out, err = run(path)
+
+    assert out == "3 created, 0 updated, 0 unchanged\n"
+    assert err.splitlines() == [
+        "warning: ignored column(s): IsMemberOfCluster, OrganizationalUnit",
+        f"warning: line {first}: ex03.contoso.example runs Exchange 2003 or older (Version 6.5 (Build 7638.2: Service "
+        "Pack 2)): imported as legacy, shown but never planned",
+    ]
+    legacy = server_values("ex03.contoso.example")
+    assert (legacy["organisation"], legacy["site"], legacy["roles"], legacy["build"], legacy["build_source"]) == (
+        "contoso.example", "München", "", (6, 5, 7638, 2), "admin_display",
+    )  # fmt: skip
+    assert server_values("ex07.contoso.example")["roles"] == "Mailbox,ClientAccess,HubTransport"
+    # The AD serialNumber form (fault 2) is a level-only build like AdminDisplayVersion.
+    ex19 = server_values("ex19.contoso.example")
+    assert (ex19["site"], ex19["build"], ex19["build_source"]) == ("Zürich", (15, 2, 1544, 4), "admin_display")
+
+
+@pytest.mark.django_db
+def test_legacy_servers_are_shown_with_their_own_state_and_never_planned(tmp_path, loaded_catalog):
+    from inventory.models import ServerResult
+    from inventory.services import scan_run_execute
+
+    run(write(tmp_path, "servers.csv", powershell_csv(MIXED_EXPORT_ROWS)), "--verbosity", "0")
+    scan_run_execute(as_of=date(2026, 11, 25))
+    out = io.StringIO()
+
+    with pytest.raises(CommandError) as error:
+        call_command("plan", "--server", "ex03.contoso.example", stdout=out)
+
+    states = dict(ServerResult.objects.values_list("server__fqdn", "verdict__state"))
+    assert states["ex03.contoso.example"] == "legacy"
+    assert states["ex07.contoso.example"] != "legacy"
+    assert "6.5.7638.2" in str(error.value)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("_case", "data"),
+    [
+        ("upper-case header, semicolons, UTF-16", "FQDN;Site;Roles;Build;DotNet_Version\r\nmbx01.contoso.example;Paris;Mailbox;15.2.1544.4;4.8.1\r\n".encode("utf-16")),
+        ("Fqdn as PowerShell capitalises it", b"Fqdn,Site,Roles,Build,dotnet_version\nmbx01.contoso.example,Paris,Mailbox,15.2.1544.4,4.8.1\n"),
+        ("tabs and a trailing delimiter", b"fqdn\tsite\troles\tbuild\tdotnet_version\t\nmbx01.contoso.example\tParis\tMailbox\t15.2.1544.4\t4.8.1\t\n"),
+        ("blank lines before the header", b"\r\n\r\nfqdn,site,roles,build,dotnet_version\r\nmbx01.contoso.example,Paris,Mailbox,15.2.1544.4,4.8.1\r\n"),
+    ],
+)  # fmt: skip
+def test_our_own_columns_in_any_case_and_dialect(tmp_path, _case, data):
+    path = tmp_path / "plain.csv"
+    path.write_bytes(data)
+
+    out, err = run(path)
+
+    assert (out, err) == ("1 created, 0 updated, 0 unchanged\n", "")
+    values = server_values("mbx01.contoso.example")
+    assert (values["site"], values["roles"], values["build"], values["dotnet_version"]) == (
+        "Paris", "Mailbox", (15, 2, 1544, 4), "4.8.1",
+    )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_an_export_with_our_own_columns_beside_reads_both_and_ignores_the_rest(tmp_path):
+    # Invented: an admin added dotnet_version and Owner to an export; "Colour" means nothing to us.
+    rows = [
+        ["Name", "Fqdn", "Site", "ServerRole", "Edition", "AdminDisplayVersion", "ExSetupVersion", "dotnet_version", "Owner", "Colour"],
+        ["EX19", "ex19.contoso.example", "contoso.example/Configuration/Sites/Paris", "Mailbox", "Standard",
+         "Version 15.2 (Build 1544.4)", "15.02.1544.009", "4.8.1", "Messaging team", "blue"],
+    ]  # fmt: skip
+    _out, err = run(write(tmp_path, "servers.csv", powershell_csv(rows)), "--verbosity", "2")
+
+    values = server_values("ex19.contoso.example")
+    assert (values["reported_build"], values["dotnet_version"], values["build_source"]) == (
+        "15.02.1544.009",
+        "4.8.1",
+        "exsetup",
+    )
+    assert Server.objects.get().owner == "Messaging team"
+    assert err.splitlines() == [
+        f"{tmp_path / 'servers.csv'}: read as Get-ExchangeServer export, UTF-8, ','-separated",
+        "warning: ignored column(s): Colour",
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("_case", "row", "message"),
+    [
+        ("a build that is not one", ["EX20", "ex20.contoso.example", "", "Mailbox", "Standard", "Version 15.2", "No", ""],
+         "line 3: build: 'Version 15.2' is not a build number: expected 'Version M.m (Build B.r)'"),
+        ("no FQDN", ["EX21", "", "", "Mailbox", "Standard", "Version 15.2 (Build 1544.4)", "No", ""], "line 3: fqdn: required"),
+        ("more cells than columns", ["EX22", "ex22.contoso.example", "", "Mailbox", "Standard", "Version 15.2 (Build 1544.4)", "No", "", "extra"],
+         "line 3: 9 cells for 8 columns"),
+        ("a role that is none of Exchange's", ["EX23", "ex23.contoso.example", "", "Janitor", "Standard", "Version 15.2 (Build 1544.4)", "No", ""],
+         "line 3: roles: 'Janitor' is not an Exchange role (Mailbox, ClientAccess, HubTransport, EdgeTransport, UnifiedMessaging)"),
+    ],
+)  # fmt: skip
+def test_only_what_is_really_malformed_is_rejected_and_nothing_is_written(tmp_path, _case, row, message):
+    path = write(
+        tmp_path, "servers.csv", powershell_csv([MIXED_EXPORT_ROWS[0], row, *MIXED_EXPORT_ROWS[1:]], delimiter=";")
+    )
+    err = io.StringIO()
+
+    with pytest.raises(CommandError) as error:
+        call_command("servers_import", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert str(error.value) == f"{path}: 1 row(s) with errors; nothing was written"
+    assert message in err.getvalue().splitlines()
+    assert nothing_written()
+
+
+@pytest.mark.django_db
+def test_a_binary_file_is_named_not_imported(tmp_path):
+    path = tmp_path / "servers.xlsx"
+    path.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)
+
+    with pytest.raises(CommandError) as error:
+        run(path)
+
+    assert str(error.value) == f"{path}: binary data, not a CSV file (an .xlsx? save it as CSV)"
     assert nothing_written()

@@ -12,6 +12,7 @@ import sys
 import pytest
 from django.core.management import call_command
 
+from kb.engine.builds import parse_build
 from kb.models import CatalogConflict
 from tests.conftest import SHARED_DATA, needs_shared
 
@@ -72,6 +73,26 @@ CSV_ROWS = _csv_rows()
 MARKDOWN_ROWS = _markdown_rows()
 
 
+def _kb_by_update(rows) -> dict[tuple, str | None]:
+    return {param.values[1:4]: param.values[4] for param in rows}
+
+
+def _kbs_the_rules_choose() -> dict[tuple, str | None]:
+    """Per update: the page's support link, else the CSV's KB; but where one source gives one KB to several products
+    of a month and the other names a different article for them, the other's."""
+    page, csv_kbs = _kb_by_update(MARKDOWN_ROWS), _kb_by_update(CSV_ROWS)
+    chosen = {key: page.get(key) or csv_kbs.get(key) for key in page.keys() | csv_kbs.keys()}
+    for lumper, splitter in ((page, csv_kbs), (csv_kbs, page)):
+        for key, kb in lumper.items():
+            others = [k for k, v in lumper.items() if v == kb and k[2] == key[2] and k[0] != key[0]]
+            if key[2] and splitter.get(key) and any(splitter.get(k) and splitter[k] != splitter[key] for k in others):
+                chosen[key] = splitter[key]
+    return chosen
+
+
+CHOSEN_KB = _kbs_the_rules_choose()
+
+
 @pytest.fixture(scope="module")
 def resolved(django_db_setup, django_db_blocker):
     """build_info --json for every build of both files, in one call (stdin), against the bundled catalog."""
@@ -87,7 +108,7 @@ def resolved(django_db_setup, django_db_blocker):
                 call_command("build_info", "-", "--json", stdout=out)
             finally:
                 sys.stdin = previous
-            conflicts = list(CatalogConflict.objects.values("title", "field", "other_value"))
+            conflicts = list(CatalogConflict.objects.values("title", "field", "kept_value", "other_value"))
             transaction.set_rollback(True)
     return {item["input"]: item for item in json.loads(out.getvalue())}, conflicts
 
@@ -104,6 +125,7 @@ def test_both_sources_were_read_in_full():
 
 
 @needs_shared
+@pytest.mark.django_db  # so that pytest-django sets the test database up even when this module runs alone
 @pytest.mark.parametrize(("build", "product", "level", "update", "kb"), CSV_ROWS + MARKDOWN_ROWS)
 def test_row_resolves_to_its_own_product_level_update_and_kb(resolved, build, product, level, update, kb):
     results, conflicts = resolved
@@ -115,5 +137,40 @@ def test_row_resolves_to_its_own_product_level_update_and_kb(resolved, build, pr
     if info["level"] != level or info["update"] != update:
         # Only where the sources disagree on this build, and the verdict says so.
         assert any("conflict:" in note and (update or level) in note for note in info["notes"]), info
+    resolved = (
+        next(key for key, name in PRODUCT_NAMES.items() if name == info["product"]),
+        info["level"],
+        info["update"],
+    )
+    assert info["kb"] == CHOSEN_KB[resolved], info
     if kb and info["kb"] != kb:
         assert _conflict_explains(conflicts, info, "kb", kb), info
+
+
+@needs_shared
+def test_the_page_and_the_csv_disagree_on_12_kbs_and_the_page_is_chosen_for_each():
+    page, csv_kbs = _kb_by_update(MARKDOWN_ROWS), _kb_by_update(CSV_ROWS)
+    differing = {
+        key for key in page.keys() & csv_kbs.keys() if page[key] and csv_kbs[key] and page[key] != csv_kbs[key]
+    }
+
+    assert len(differing) == 12
+    assert all(CHOSEN_KB[key] == page[key] for key in differing)
+    assert CHOSEN_KB[("2019", "CU10", "Jul21SU")] == "KB5004780"
+    assert CHOSEN_KB[("2019", "CU11", "Mar22SU")] == "KB5012698"
+
+
+@needs_shared
+@pytest.mark.django_db
+def test_every_disagreement_of_the_two_sources_is_a_conflict(resolved):
+    _, conflicts = resolved
+    builds = {param.values[1:4]: parse_build(param.values[0]).short for param in CSV_ROWS}
+    page_builds = {param.values[1:4]: parse_build(param.values[0]).short for param in MARKDOWN_ROWS}
+    page, csv_kbs = _kb_by_update(MARKDOWN_ROWS), _kb_by_update(CSV_ROWS)
+    recorded = {(c["field"], c["other_value"]) for c in conflicts} | {(c["field"], c["kept_value"]) for c in conflicts}
+
+    for key in page.keys() & csv_kbs.keys():
+        if page[key] and csv_kbs[key] and page[key] != csv_kbs[key]:
+            assert {("kb", page[key]), ("kb", csv_kbs[key])} <= recorded, key
+        if builds[key] != page_builds[key]:
+            assert {("build", builds[key]), ("build", page_builds[key])} <= recorded, key

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from inventory.importers import ServerFileError, parse_server_csv
+from inventory.importers import ServerFileError, read_server_file
 from inventory.records import records_from_items
 from inventory.services import server_upsert_many
 
@@ -18,15 +18,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, file: Path, dry_run: bool, **options):
         try:
-            text = file.read_text(encoding="utf-8-sig")
+            data = file.read_bytes()
         except FileNotFoundError:
             raise CommandError(f"{file}: no such file") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise CommandError(f"{file}: cannot be read ({error})") from None
+        except OSError as error:
+            raise CommandError(f"{file}: cannot be read ({error.strerror or error})") from None
         try:
-            rows = parse_server_csv(text, name=str(file))
+            parsed = read_server_file(data, name=str(file))
         except ServerFileError as error:
             raise CommandError(str(error)) from None
+        if options["verbosity"] > 1:
+            self.stderr.write(f"{file}: read as {parsed.description}")
+        if parsed.ignored:
+            self.stderr.write(f"warning: ignored column(s): {', '.join(parsed.ignored)}")
+        rows = parsed.rows
         broken = {line: item["__error__"] for line, item in rows if "__error__" in item}
         valid, problems = records_from_items(
             ((line, item) for line, item in rows if line not in broken), where=lambda line: f"on line {line}"
@@ -43,6 +48,8 @@ class Command(BaseCommand):
             raise CommandError(f"{file}: {len(errors)} row(s) with errors; nothing was written")
         if not records:
             raise CommandError(f"{file}: no server rows")
+        for warning in parsed.warnings:
+            self.stderr.write(f"warning: {warning}")
         results = server_upsert_many(records, source=f"csv:{file.name}", dry_run=dry_run)
         counts = {action: sum(r.action == action for r in results) for action in ("created", "updated", "unchanged")}
         prefix = "dry run, nothing written: " if dry_run else ""

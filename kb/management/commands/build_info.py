@@ -5,12 +5,15 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from kb.engine.lookup import build_info
+from kb.engine.lookup import FIELD_LABELS, build_info
 from kb.selectors import catalog_get, catalog_staleness, today
 
 
 class Command(BaseCommand):
-    help = "Describe Exchange builds (short, long, ExSetup or 'Version 15.2 (Build 1544.4)' form); '-' reads stdin."
+    help = (
+        "Describe Exchange builds (short, long/ExSetup, AdminDisplayVersion 'Version 15.2 (Build 1544.4)' or the AD "
+        "serialNumber 'Version 15.2 (Build 31544.4)'); '-' reads stdin."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -53,12 +56,42 @@ class Command(BaseCommand):
             self.stdout.write(
                 "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
             )
+        # A note every input shares (the catalog's age) is said once, after the others.
+        described = [r for r in results if not r["error"]]
+        shared = set.intersection(*(set(r["notes"]) for r in described)) if len(described) > 1 else set()
         for r in results:
+            if r["form"] in FORM_NAMES:
+                self.stdout.write(f"  {r['input']}: form: {FORM_NAMES[r['form']]}")
+            if r["sources"]:
+                self.stdout.write(f"  {r['input']}: {_sources_text(r['sources'])}")
             for note in r["notes"]:
-                self.stdout.write(f"  {r['input']}: {note}")
+                if note not in shared:
+                    self.stdout.write(f"  {r['input']}: {note}")
             if r["error"]:
                 self.stdout.write(f"  error: {r['error']}")
+        for note in described[0]["notes"] if shared else ():
+            if note in shared:
+                self.stdout.write(f"  all: {note}")
 
 
-def _yes(value: bool) -> str:
-    return "yes" if value else "no"
+# The forms worth naming in the text output (the short and long forms speak for themselves).
+FORM_NAMES = {
+    "admin_display": "AdminDisplayVersion (Get-ExchangeServer): the level only",
+    "ad_serial_number": "Active Directory serialNumber: the level only",
+}
+
+
+def _sources_text(sources: dict[str, str]) -> str:
+    """ "build and release date from ExchangeBuildNumbers.csv; KB from build-numbers-and-release-dates.md"."""
+    by_source: dict[str, list[str]] = {}
+    for name, source in sources.items():
+        by_source.setdefault(source, []).append(FIELD_LABELS[name])
+    parts = []
+    for source, labels in by_source.items():
+        fields = labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
+        parts.append(f"{fields} from {source}")
+    return "; ".join(parts)
+
+
+def _yes(value: bool | None) -> str:
+    return "unknown" if value is None else "yes" if value else "no"

@@ -15,9 +15,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("location", metavar="PATH_OR_URL")
-        parser.add_argument("--update", metavar="KB", help="the update the fixes belong to (default: from the heading)")
+        parser.add_argument(
+            "--update",
+            metavar="KB",
+            help="the update the fixes belong to: every catalog row of that KB (default: what "
+            "the document's title and introduction name)",
+        )
         parser.add_argument("--dry-run", action="store_true", help="parse and report; write nothing")
-        parser.add_argument("--json", action="store_true", help='print {"update": KB, "fixes": [{"kb", "title"}]}')
+        parser.add_argument(
+            "--json", action="store_true", help='print {"update": KB, "updates", "fixes": [{"kb", "title"}], "skipped"}'
+        )
         parser.add_argument(
             "--timeout",
             type=float,
@@ -32,7 +39,12 @@ class Command(BaseCommand):
         except (DocumentError, CatalogImportError, InvalidKBError) as error:
             raise CommandError(str(error)) from None
         if options["json"]:
-            payload = {"update": report.update_kb, "fixes": [{"kb": kb, "title": title} for kb, title in report.fixes]}
+            payload = {
+                "update": report.update_kb,
+                "updates": report.updates,
+                "fixes": [{"kb": kb, "title": title} for kb, title in report.fixes],
+                "skipped": report.skipped,
+            }
             self.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False))
             return
         prefix = "dry run, nothing written: " if report.dry_run else ""
@@ -40,3 +52,5 @@ class Command(BaseCommand):
             f"{prefix}{len(report.fixes)} fixes for {report.update_kb or '-'} ({'; '.join(report.updates)}): "
             f"{report.fixes_created} new fixes, {report.links_created} new links"
         )
+        if report.skipped:
+            self.stdout.write(f"  warning: {report.skipped}")

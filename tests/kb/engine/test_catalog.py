@@ -5,6 +5,7 @@ from datetime import date
 import pytest
 
 from kb.engine.builds import parse_reported_build
+from kb.engine.catalog import Catalog
 from kb.engine.lookup import build_info
 
 TODAY = date(2024, 6, 1)  # CU14 is N and CU13 is N-1 for Exchange 2019 on this day
@@ -154,7 +155,10 @@ def test_recalled_rollup_is_flagged(catalog):
 
 
 def test_legacy_and_unknown_versions_have_no_product(catalog):
-    assert build_info("6.5.7654.4", catalog, today=TODAY)["notes"] == ["legacy Exchange (2003 or older): not tracked"]
+    assert build_info("6.5.7654.4", catalog, today=TODAY)["notes"] == [
+        "legacy Exchange (2003 or older): shown, never planned; no update of it is tracked (move its mailboxes to a "
+        "supported version and decommission it)"
+    ]
     assert build_info("14.4.1.1", catalog, today=TODAY)["product"] is None
 
 
@@ -180,3 +184,157 @@ def test_series_are_cumulative_within_one_level(catalog, product, level, latest)
     assert series[0].is_base
     assert [entry.build for entry in series] == sorted(entry.build for entry in series)
     assert catalog.latest_in_series(product, level).name == latest
+
+
+# --- fault 2: the AD serialNumber form, and builds that cannot exist ---
+
+AS_OF = date(2026, 8, 19)  # the bundled CSV's date, the newest build-number source of the snapshot
+
+
+@pytest.fixture(scope="module")
+def dated_catalog(catalog):
+    return Catalog(catalog.entries, support=catalog.support, as_of=AS_OF)
+
+
+@pytest.mark.parametrize(
+    ("_case", "text", "product", "level", "build"),
+    [
+        ("the issue: 2019 CU12", "Version 15.2 (Build 31118.7)", "Exchange Server 2019", "CU12", "15.2.1118.7"),
+        ("the issue: 2016 CU22", "Version 15.1 (Build 32375.7)", "Exchange Server 2016", "CU22", "15.1.2375.7"),
+        ("2013 CU23", "Version 15.0 (Build 31497.2)", "Exchange Server 2013", "CU23", "15.0.1497.2"),
+        ("2019 CU14", "Version 15.2 (Build 31544.4)", "Exchange Server 2019", "CU14", "15.2.1544.4"),
+        ("SE RTM", "Version 15.2 (Build 32562.17)", "Exchange Server Subscription Edition", "RTM", "15.2.2562.17"),
+        ("2010 SP3", "Version 14.3 (Build 30123.4)", "Exchange Server 2010", "SP3", "14.3.123.4"),
+    ],
+)
+def test_the_ad_serial_number_form_is_read_and_named(catalog, _case, text, product, level, build):
+    info = build_info(text, catalog, today=TODAY)
+
+    assert (info["form"], info["build"], info["product"], info["level"], info["update"]) == (
+        "ad_serial_number", build, product, level, None,
+    )  # fmt: skip
+    assert info["notes"][0].startswith(
+        f"read as the Active Directory serialNumber form: Build {text.split()[-1][:-1]} is {build}"
+    )
+    assert "level unknown: the AD serialNumber shows the" in info["notes"][1]
+    assert info["error"] is None
+
+
+@pytest.mark.parametrize(
+    ("_case", "text", "reason"),
+    [
+        (
+            "a serialNumber build written as four numbers",
+            "15.2.31118.7",
+            "build number 31118 is far beyond every known 15.2 build (newest 15.2.2562.46; catalog as of 2026-08-19): no "
+            "such Exchange build; an AD serialNumber 'Version 15.2 (Build 31118.7)' is 15.2.1118.7",
+        ),
+        (
+            "the same for 2016",
+            "15.01.32375.0007",
+            "build number 32375 is far beyond every known 15.1 build (newest 15.1.2507.72; catalog as of 2026-08-19): no "
+            "such Exchange build; an AD serialNumber 'Version 15.1 (Build 32375.7)' is 15.1.2375.7",
+        ),
+        (
+            "2007",
+            "8.3.30083.6",
+            "build number 30083 is far beyond every known 8.3 build (newest 8.3.517.0; catalog as of 2026-08-19): no such "
+            "Exchange build; an AD serialNumber 'Version 8.3 (Build 30083.6)' is 8.3.83.6",
+        ),
+        (
+            "far beyond, and not a serialNumber either",
+            "Version 15.2 (Build 12345.1)",
+            "build number 12345 is far beyond every known 15.2 build (newest 15.2.2562.46; catalog as of 2026-08-19): no "
+            "such Exchange build",
+        ),
+        (
+            "a 2010 SP3 build years past its last rollup",
+            "14.3.9999.0",
+            "build number 9999 is far beyond every known 14.3 build (newest 14.3.513.0; catalog as of 2026-08-19): no "
+            "such Exchange build",
+        ),
+    ],
+)
+def test_a_build_that_cannot_exist_is_an_error_never_the_nearest_level_or_se_rtm(dated_catalog, _case, text, reason):
+    resolution = dated_catalog.resolve(parse_reported_build(text), today=TODAY)
+    info = build_info(text, dated_catalog, today=TODAY)
+
+    assert (resolution.product, resolution.level, resolution.entry, resolution.error) == (None, None, None, reason)
+    assert info["error"] == f"{text!r} is not an Exchange build: {reason}"
+    assert (info["product"], info["level"], info["is_supported"]) == (None, None, False)
+
+
+# --- fault 8: newer than the catalog, and a catalog that is getting old ---
+
+
+@pytest.mark.parametrize(
+    ("_case", "text", "level", "is_latest", "note"),
+    [
+        (
+            "an SE build above the last bundled SU",
+            "15.2.2562.99", "RTM", None,
+            "newer than the catalog: above Aug26SU 15.2.2562.46, the newest Exchange Server Subscription Edition RTM "
+            "build it lists; catalog as of 2026-08-19",
+        ),
+        (
+            "an SE CU the catalog does not list yet",
+            "15.2.2600.1", None, None,
+            "newer than the catalog: no Exchange Server Subscription Edition level with build number 2600 is listed "
+            "(newest RTM 15.2.2562.17; catalog as of 2026-08-19); refresh the catalog",
+        ),
+        (
+            "2016 CU23 above its last SU",
+            "15.1.2507.99", "CU23", None,
+            "newer than the catalog: above Aug26SU 15.1.2507.72, the newest Exchange Server 2016 CU23 build it lists; "
+            "catalog as of 2026-08-19",
+        ),
+        (
+            "2007 SP3 above its last rollup",
+            "8.3.600.0", "SP3", None,
+            "newer than the catalog: above Update Rollup 23 8.3.517.0, the newest Exchange Server 2007 SP3 build it "
+            "lists; catalog as of 2026-08-19",
+        ),
+        (
+            "above the rows of an older CU: a newer CU exists, so not the latest",
+            "15.2.1258.99", "CU13", False,
+            "newer than the catalog: above Nov24SU v2 15.2.1258.39, the newest Exchange Server 2019 CU13 build it lists; "
+            "catalog as of 2026-08-19",
+        ),
+        (
+            "between two listed builds: unlisted, not newer",
+            "15.1.1415.9", "CU8", False,
+            "unlisted build of Exchange Server 2016 CU8; nearest listed below: CU8 15.1.1415.2",
+        ),
+    ],
+)  # fmt: skip
+def test_a_build_newer_than_the_catalog_says_so_and_latest_is_unknown(
+    dated_catalog, _case, text, level, is_latest, note
+):
+    info = build_info(text, dated_catalog, today=date(2026, 9, 1))
+
+    assert (info["level"], info["update"], info["is_latest"], info["error"]) == (level, None, is_latest, None)
+    assert note in info["notes"]
+
+
+@pytest.mark.parametrize(
+    ("on", "warned"),
+    [(date(2026, 10, 3), False), (date(2026, 10, 4), True), (date(2027, 3, 1), True), (date(2026, 1, 1), False)],
+)
+def test_a_catalog_older_than_45_days_is_named_in_every_resolution(dated_catalog, on, warned):
+    days = (on - AS_OF).days
+    warning = (
+        f"the catalog is {days} days old (as of 2026-08-19): updates released since are not in it; refresh it "
+        "(catalog_import)"
+    )
+
+    for text in ("15.2.1544.9", "Version 8.3 (Build 83.6)", "15.2.2562.99"):
+        info = build_info(text, dated_catalog, today=on)
+        assert (warning in info["notes"]) is warned, text
+        assert info["catalog_as_of"] == "2026-08-19"
+
+
+def test_a_catalog_without_a_date_gives_no_age_warning(catalog):
+    info = build_info("15.2.1544.9", catalog, today=date(2030, 1, 1))
+
+    assert not any("days old" in note for note in info["notes"])
+    assert info["catalog_as_of"] is None

@@ -39,7 +39,9 @@ def verdict(catalog, rules, build, *, on, source="exsetup", roles=("Mailbox",), 
         ("SE behind", "15.2.2562.20", NOW, "exsetup", "security_update_missing", "Aug26SU"),
         ("SE current", "15.2.2562.46", NOW, "exsetup", "current", None),
         ("malformed", "15.2", NOW, "exsetup", "unknown_build", None),
-        ("legacy", "6.5.7654.4", NOW, "exsetup", "unknown_build", None),
+        ("legacy (Exchange 2003)", "6.5.7638.2", NOW, "exsetup", "legacy", None),
+        ("legacy, as its export states it", "Version 6.5 (Build 7638.2: Service Pack 2)", NOW, "admin_display", "legacy", None),
+        ("legacy (Exchange 2000)", "6.0.6249.4", NOW, "exsetup", "legacy", None),
         ("unknown version", "14.4.1.1", NOW, "exsetup", "unknown_build", None),
     ],
 )  # fmt: skip
@@ -132,3 +134,40 @@ def test_kb960775_is_present_from_2007_sp1_rollup_8(catalog, rules, _case, build
 
     assert [c.name for c in carriers] == ["Update Rollup 8"]
     assert has_fix(result.resolution, carriers, catalog) is expected
+
+
+@pytest.mark.parametrize(
+    ("_case", "build", "source", "state", "reason"),
+    [
+        (
+            "an AD serialNumber: the level, never SE RTM",
+            "Version 15.2 (Build 31118.7)", "admin_display", "unsupported_level",
+            "read as the Active Directory serialNumber form: Build 31118.7 is 15.2.1118.7 (the directory adds 30000 to "
+            "the build number)",
+        ),
+        (
+            "a build that cannot exist is an unknown build with the reason",
+            "15.2.31118.7", "exsetup", "unknown_build",
+            "build number 31118 is far beyond every known 15.2 build (newest 15.2.2562.46): no such Exchange build; an "
+            "AD serialNumber 'Version 15.2 (Build 31118.7)' is 15.2.1118.7",
+        ),
+    ],
+)  # fmt: skip
+def test_verdicts_for_the_ad_form_and_impossible_builds(catalog, rules, _case, build, source, state, reason):
+    result = verdict(catalog, rules, build, on=NOW, source=source, dotnet="4.8")
+
+    assert result.state == state
+    assert reason in result.reasons
+
+
+@pytest.mark.parametrize("build", ["15.2.2562.46", "15.2.2562.20", "8.3.192.1", "Version 15.2 (Build 1544.4)"])
+def test_verdicts_say_when_the_catalog_is_older_than_45_days(catalog, rules, build):
+    from kb.engine.catalog import Catalog
+
+    old = Catalog(catalog.entries, support=catalog.support, as_of=date(2026, 8, 19))
+
+    stale = verdict(old, rules, build, on=NOW, source="admin_display" if "Version" in build else "exsetup")
+    fresh = verdict(old, rules, build, on=date(2026, 9, 1), source="admin_display" if "Version" in build else "exsetup")
+
+    assert any(reason.startswith("the catalog is 98 days old (as of 2026-08-19)") for reason in stale.reasons)
+    assert not any("days old" in reason for reason in fresh.reasons)
