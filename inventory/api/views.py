@@ -22,7 +22,7 @@ from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Sit
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
 from inventory.records import records_from_items, server_record_from_mapping
 from inventory.selectors import fix_status, result_as_dict, results_latest, scan_latest, updates_needed
-from inventory.services import server_delete, server_upsert_many, waiver_delete, waiver_save
+from inventory.services import UpsertConflict, server_delete, server_upsert_many, waiver_delete, waiver_save
 from inventory.tasks import scan_run_task
 from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.planning import PlanError
@@ -85,9 +85,14 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
         record, problems = server_record_from_mapping(request.data)
         if problems:
             return error_response("invalid input", 400, {key: [value] for key, value in problems.items()})
+        exists = error_response(f"server {record.fqdn} already exists: use PUT/PATCH or the sync endpoint", 409)
         if Server.objects.filter(fqdn=record.fqdn).exists():
-            return error_response(f"server {record.fqdn} already exists: use PUT/PATCH or the sync endpoint", 409)
-        result = server_upsert_many([record], source=self._source(request))[0]
+            return exists
+        with transaction.atomic():
+            result = server_upsert_many([record], source=self._source(request))[0]
+            if result.action != "created":  # another writer created it meanwhile: this request changes nothing
+                transaction.set_rollback(True)
+                return exists
         return Response(self.get_serializer(self.get_queryset().get(pk=result.server_id)).data, status=201)
 
     @extend_schema(request=serializers.ServerWriteSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
@@ -106,7 +111,12 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
             record, problems = server_record_from_mapping(data)
             if problems:
                 return error_response("invalid input", 400, {key: [value] for key, value in problems.items()})
-            server_upsert_many([record], source=self._source(request))
+            try:
+                server_upsert_many([record], source=self._source(request))
+            except UpsertConflict as conflict:
+                return error_response(
+                    str(conflict), 409, {"fqdn": [f"{server.fqdn} is being changed by another writer"]}
+                )
         fresh = self.get_object()
         response = Response(self.get_serializer(fresh).data)
         response["ETag"] = etag_for(fresh)
@@ -165,13 +175,25 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
         if problems:
             return error_response("invalid input", 400, problems)
         records, by_index = records_from_items(enumerate(items))
+        indexes = [index for index, _ in records]
         item_errors = {str(index): problems for index, problems in sorted(by_index.items())}
         if item_errors and atomic:
             return error_response(
                 f"{len(item_errors)} item(s) invalid; nothing was written", 400, {"items": item_errors}
             )
-        results = server_upsert_many([record for _, record in records], source=source.strip(), dry_run=dry_run)
-        indexes = [index for index, _ in records]
+        try:
+            results = server_upsert_many([record for _, record in records], source=source.strip(), dry_run=dry_run)
+        except UpsertConflict as conflict:
+            return error_response(
+                str(conflict),
+                409,
+                {
+                    "items": {
+                        str(indexes[n]): {"fqdn": [f"{fqdn} is being changed by another writer"]}
+                        for n, fqdn in enumerate(conflict.fqdns)
+                    }
+                },
+            )
         counts = Counter(result.action for result in results)
         return Response(
             {
