@@ -9,3 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("exchangepatch.api_urls")),
 ]
+
+handler404 = "exchangepatch.api.not_found"

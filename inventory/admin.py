@@ -134,10 +134,12 @@ class ChangeAdmin(ReadOnlyAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are created with `manage.py api_token_create` (the key is shown once); here they can be revoked."""
+    """Tokens are created with `manage.py api_token_create` (the key is shown once); deleting one here revokes it."""
 
-    list_display = ("user", "name", "prefix", "is_read_only", "created", "last_used")
-    readonly_fields = ("user", "prefix", "key_hash", "created", "last_used")
+    list_display = ("user", "name", "token_key", "scope", "created", "expiry", "last_used")
+    list_filter = ("scope",)
+    readonly_fields = ("user", "token_key", "created", "expiry", "last_used")
+    exclude = ("digest",)
 
     def has_add_permission(self, request):
         return False

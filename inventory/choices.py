@@ -44,3 +44,8 @@ class ScanStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+class TokenScope(models.TextChoices):
+    READ_ONLY = "read-only", "Read only (GET)"
+    READ_WRITE = "read-write", "Read and write"

@@ -26,6 +26,15 @@ SUPPORT = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _throttle_counters_cleared():
+    """The API's throttles count in the cache (local memory in tests): each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture(scope="session")
 def snapshot() -> dict:
     return json.loads(SNAPSHOT.read_text(encoding="utf-8"))

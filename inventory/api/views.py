@@ -16,6 +16,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from exchangepatch.api import ETagMixin, error_response, etag_for
+from exchangepatch.text import digits, shown
 from inventory.api import serializers
 from inventory.api.filters import ServerFilter, WaiverFilter
 from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
@@ -65,6 +66,11 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
     serializer_class = serializers.ServerSerializer
     filterset_class = ServerFilter
     lookup_value_regex = r"[^/]+"
+    required_permissions = {
+        "sync": ["inventory.add_server", "inventory.change_server"],
+        "compliance": ["inventory.view_server", "inventory.view_serverresult"],
+        "plan": ["inventory.view_server"],
+    }
 
     def get_queryset(self):
         return server_queryset()
@@ -72,7 +78,8 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
     def get_object(self):
         value = self.kwargs[self.lookup_field]
         queryset = self.get_queryset()
-        lookup = {"pk": int(value)} if value.isdigit() else {"fqdn": value.lower().rstrip(".")}
+        number = digits(value)
+        lookup = {"pk": number} if number is not None and number < 2**63 else {"fqdn": value.lower().rstrip(".")}
         server = queryset.filter(**lookup).first()
         if server is None:
             raise NotFound(f"server {value} is not in the inventory")
@@ -300,6 +307,7 @@ class ComplianceSummaryView(GenericAPIView):
     """Counts by state, by product and level, and overdue counts, from the latest scan."""
 
     serializer_class = serializers.SummarySerializer
+    required_permissions = {"GET": ["inventory.view_serverresult"]}
     pagination_class = None
     filter_backends = []
 
@@ -343,6 +351,7 @@ class RolloutView(GenericAPIView):
     """The rollout plan JSON (as `rollout --format json`) for a site or the whole estate."""
 
     serializer_class = serializers.RolloutSerializer
+    required_permissions = {"GET": ["inventory.view_server"]}
     pagination_class = None
     filter_backends = []
 
@@ -361,6 +370,7 @@ class ChangesView(GenericAPIView):
     """Every create, update and delete of servers, waivers and verdicts after a cursor, in commit order."""
 
     serializer_class = serializers.ChangesPageSerializer
+    required_permissions = {"GET": ["inventory.view_change"]}
     pagination_class = None
     filter_backends = []
 
@@ -375,12 +385,11 @@ class ChangesView(GenericAPIView):
         problems = {}
         after_text = request.query_params.get("after", "0")
         limit_text = request.query_params.get("limit", "500")
-        after = int(after_text) if after_text.isdigit() and len(after_text) < 19 else None
-        limit = int(limit_text) if limit_text.isdigit() and len(limit_text) < 6 else None
-        if after is None:
-            problems["after"] = [f"{after_text!r} is not a cursor (a non-negative integer from next_cursor)"]
+        after, limit = digits(after_text), digits(limit_text)
+        if after is None or after >= 2**63:
+            problems["after"] = [f"{shown(after_text)!r} is not a cursor (a non-negative integer from next_cursor)"]
         if limit is None or not 1 <= limit <= 1000:
-            problems["limit"] = [f"{limit_text!r} is not between 1 and 1000"]
+            problems["limit"] = [f"{shown(limit_text)!r} is not between 1 and 1000"]
         if problems:
             return error_response("invalid input", 400, problems)
         rows = list(Change.objects.filter(seq__gt=after).order_by("seq")[: limit + 1])
@@ -398,6 +407,7 @@ class FixMissingView(GenericAPIView):
     """Servers that lack a fix (and those that cannot be told, are excepted, or run another product)."""
 
     serializer_class = serializers.FixMissingSerializer
+    required_permissions = {"GET": ["kb.view_fix", "inventory.view_server"]}
     pagination_class = None
     filter_backends = []
 
@@ -417,6 +427,7 @@ class UpdateNeededByView(GenericAPIView):
     """How many servers (latest scan) miss an update, and which."""
 
     serializer_class = serializers.NeededBySerializer
+    required_permissions = {"GET": ["kb.view_update", "inventory.view_server"]}
     pagination_class = None
     filter_backends = []
 

@@ -66,6 +66,7 @@ class BuildResolveView(GenericAPIView):
     """Resolve a build in any form `build_info` accepts; the same object as `build_info --json`."""
 
     serializer_class = serializers.BuildInfoSerializer
+    required_permissions = {"GET": ["kb.view_update"]}
     pagination_class = None
     filter_backends = []
 
