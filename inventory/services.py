@@ -23,6 +23,7 @@ from inventory.models import (
     ServerResult,
     Site,
     Tag,
+    Waiver,
 )
 from inventory.records import ServerRecord
 from inventory.selectors import server_rows, waiver_for, waivers_active
@@ -546,13 +547,41 @@ def _verdict_row(scan: ScanRun, verdict: Verdict) -> ScanVerdict:
     )
 
 
-# -- single-object writes (API) ---------------------------------------------------------------------
+# -- single-object writes (API, admin) --------------------------------------------------------------
+
+
+class SiteInUse(Exception):
+    """The site still has servers; the message names it."""
 
 
 def server_delete(server: Server) -> None:
+    server_delete_many([server.pk])
+
+
+def server_delete_many(server_ids: list[int]) -> int:
+    """Delete servers, with a tombstone in the feed for each and for each of their waivers (deleted with them)."""
     with transaction.atomic():
-        changes_record([("server", server.pk, server.fqdn, "deleted", None)])
-        server.delete()
+        servers = list(
+            Server.objects.filter(pk__in=server_ids).order_by("pk").select_for_update().values_list("pk", "fqdn")
+        )
+        waivers = Waiver.objects.filter(server_id__in=[pk for pk, _ in servers])
+        changes_record([*_waiver_tombstones(waivers), *(("server", pk, fqdn, "deleted", None) for pk, fqdn in servers)])
+        Server.objects.filter(pk__in=[pk for pk, _ in servers]).delete()
+    return len(servers)
+
+
+def site_delete(site: Site) -> None:
+    """Delete a site that has no servers (SiteInUse otherwise), with tombstones for its waivers."""
+    with transaction.atomic():
+        locked = Site.objects.select_for_update().get(pk=site.pk)
+        if Server.objects.filter(site_id=locked.pk).exists():
+            raise SiteInUse(f"{locked.name} still has servers; move or delete them first")
+        changes_record(_waiver_tombstones(Waiver.objects.filter(site_id=locked.pk)))
+        locked.delete()
+
+
+def _waiver_tombstones(waivers) -> list[tuple]:
+    return [("waiver", pk, str(pk), "deleted", None) for pk in waivers.order_by("pk").values_list("pk", flat=True)]
 
 
 def waiver_save(waiver, *, is_new: bool) -> None:

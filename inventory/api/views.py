@@ -23,7 +23,15 @@ from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Sit
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
 from inventory.records import records_from_items, server_record_from_mapping
 from inventory.selectors import fix_status, result_as_dict, results_latest, scan_latest, updates_needed
-from inventory.services import UpsertConflict, server_delete, server_upsert_many, waiver_delete, waiver_save
+from inventory.services import (
+    SiteInUse,
+    UpsertConflict,
+    server_delete,
+    server_upsert_many,
+    site_delete,
+    waiver_delete,
+    waiver_save,
+)
 from inventory.tasks import scan_run_task
 from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.planning import PlanError
@@ -251,9 +259,10 @@ class SiteViewSet(viewsets.ModelViewSet):
         return Site.objects.select_related("organisation").annotate(server_count=Count("servers"))
 
     def perform_destroy(self, instance):
-        if instance.servers.exists():
-            raise ValidationError({"site": [f"{instance.name} still has servers; move or delete them first"]})
-        instance.delete()
+        try:
+            site_delete(instance)
+        except SiteInUse as error:
+            raise ValidationError({"site": [str(error)]}) from None
 
 
 class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
