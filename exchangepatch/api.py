@@ -6,6 +6,7 @@ import hashlib
 from urllib.parse import parse_qsl
 
 from django.conf import settings
+from django.db import models
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions, serializers, status
@@ -116,6 +117,56 @@ class ApiRequestGuardMiddleware:
             if errors:
                 return JsonResponse({"detail": "invalid input", "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
         return self.get_response(request)
+
+
+# -- strict fields: what the schema says a value is, nothing more --------------------------------------
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only; DRF's own also takes 0, 1, "yes" and "off", which the schema's boolean does not."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
+
+class StrictCharField(serializers.CharField):
+    """Text only; DRF's own also turns numbers into text, which the schema's string does not allow."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """An integer id only; DRF's own also takes "3", which the schema's integer does not."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class StrictSlugRelatedField(serializers.SlugRelatedField):
+    """A non-empty text only; DRF's own reads "" as null, so `server: ""` meant "every server"."""
+
+    def run_validation(self, data=serializers.empty):
+        if data == "":
+            raise serializers.ValidationError("may not be empty: give a value, or null where null is allowed")
+        if data is not None and data is not serializers.empty and not isinstance(data, str):
+            self.fail("invalid")
+        return super().run_validation(data)
+
+
+class StrictModelSerializer(serializers.ModelSerializer):
+    serializer_field_mapping = serializers.ModelSerializer.serializer_field_mapping | {
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.BooleanField: StrictBooleanField,
+    }
+    serializer_related_field = StrictPrimaryKeyRelatedField
 
 
 class ErrorSerializer(serializers.Serializer):

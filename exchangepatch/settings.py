@@ -182,7 +182,7 @@ REST_FRAMEWORK = {
         # Failed authentications per client address; past it every token from there gets 429 until the window ends.
         "auth_failure": os.environ.get("EXCHANGEPATCH_THROTTLE_AUTH_FAILURES", "20/minute"),
     },
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["exchangepatch.filters.StrictFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "exchangepatch.api.StablePagination",
     "DEFAULT_SCHEMA_CLASS": "exchangepatch.schema.AutoSchema",
     "DEFAULT_PARSER_CLASSES": ["exchangepatch.parsers.JSONParser"],
@@ -206,6 +206,7 @@ SPECTACULAR_SETTINGS = {
         "UpdateKindEnum": "kb.choices.UpdateKind",
         "RuleKindEnum": "kb.choices.RuleKind",
         "ClusterKindEnum": "inventory.choices.ClusterKind",
+        "BuildSourceEnum": "inventory.choices.BuildSource",
         "ScanStatusEnum": "inventory.choices.ScanStatus",
     },
 }

@@ -28,6 +28,8 @@ _FQDN = re.compile(
     r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+", re.ASCII
 )
 _DOTNET = re.compile(r"\d+(\.\d+){1,3}", re.ASCII)
+# RFC 3339 date-time, as the API schema's format date-time states it (fromisoformat alone also takes other forms).
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)?", re.ASCII)
 
 # The longest text each field may hold once stripped: the length of the column it is stored in.
 MAX_LENGTHS = {
@@ -63,13 +65,16 @@ class ServerRecord:
 
 
 def records_from_items(
-    items: Iterable[tuple[int, object]], *, where: Callable[[int], str] = lambda key: f"item {key}"
+    items: Iterable[tuple[int, object]],
+    *,
+    where: Callable[[int], str] = lambda key: f"item {key}",
+    typed: bool = True,
 ) -> tuple[list[tuple[int, ServerRecord]], dict[int, dict[str, str]]]:
     """Validate many items keyed by position (an item index, a CSV line): the valid records, and the errors keyed by
     position then field. An FQDN given twice is an error on both, each naming the other (`where` says how)."""
     valid, errors, first_seen = [], {}, {}
     for key, item in items:
-        record, problems = server_record_from_mapping(item)
+        record, problems = server_record_from_mapping(item, typed=typed)
         fqdn = record.fqdn if record is not None else _fqdn_as_given(item)
         if fqdn in first_seen:
             other = first_seen[fqdn]
@@ -89,8 +94,14 @@ def _fqdn_as_given(item: object) -> str:
     return shown(value.strip().lower().rstrip("."), limit=255) if isinstance(value, str) else ""
 
 
-def server_record_from_mapping(data: Mapping[str, object]) -> tuple[ServerRecord | None, dict[str, str]]:
-    """Validate one item; returns (record, {}) or (None, {field: reason})."""
+def server_record_from_mapping(
+    data: Mapping[str, object], *, typed: bool = True
+) -> tuple[ServerRecord | None, dict[str, str]]:
+    """Validate one item; returns (record, {}) or (None, {field: reason}).
+
+    `typed` input (JSON: the API, the admin) is exact: booleans are true or false, cluster kinds and roles their
+    documented values, times RFC 3339. Text input (`typed=False`: a CSV) may also spell booleans yes/no/1/0 and
+    those values in any case. Either way, lists may be given as comma- or semicolon-separated text."""
     errors: dict[str, str] = {}
     if not isinstance(data, Mapping):
         return None, {"non_field_errors": "expected an object"}
@@ -100,7 +111,7 @@ def server_record_from_mapping(data: Mapping[str, object]) -> tuple[ServerRecord
     values: dict[str, object] = {}
     fqdn = _text(data.get("fqdn"), "fqdn", errors, required=True)
     if fqdn is not None:
-        fqdn = fqdn.lower().rstrip(".")
+        fqdn = fqdn.lower().rstrip(".") if fqdn.isascii() else fqdn  # "K" (Kelvin) lower-cases to an ASCII k
         if not _FQDN.fullmatch(fqdn):
             errors["fqdn"] = f"{shown(fqdn)!r} is not a fully qualified domain name"
         elif not data.get("organisation") and len(fqdn.split(".", 1)[1]) > MAX_LENGTHS["organisation"]:
@@ -126,18 +137,20 @@ def server_record_from_mapping(data: Mapping[str, object]) -> tuple[ServerRecord
         values["prerequisites"] = _prerequisites(data["prerequisites"], errors)
     for name in ("is_forefront_installed", "site_is_internet_facing"):
         if name in data:
-            values[name] = _boolean(data[name], name, errors)
+            values[name] = _boolean(data[name], name, errors, typed=typed)
     if "tags" in data:
         values["tags"] = _tags(data["tags"], errors)
     if "last_reported" in data:
-        values["last_reported"] = _datetime(data["last_reported"], errors)
+        values["last_reported"] = _datetime(data["last_reported"], errors, typed=typed)
     if "cluster_kind" in data:
-        kind = (_text(data["cluster_kind"], "cluster_kind", errors) or "").upper()
+        kind = _text(data["cluster_kind"], "cluster_kind", errors) or ""
+        kind = kind if typed else kind.upper()
         if kind and kind not in CLUSTER_KINDS:
             errors["cluster_kind"] = f"{shown(kind)!r} is not one of {', '.join(CLUSTER_KINDS)}"
         values["cluster_kind"] = kind
     if "cluster_role" in data:
-        role = (_text(data["cluster_role"], "cluster_role", errors) or "").lower()
+        role = _text(data["cluster_role"], "cluster_role", errors) or ""
+        role = role if typed else role.lower()
         if role and role not in ("active", "passive"):
             errors["cluster_role"] = f"{shown(role)!r} is not active or passive"
         values["cluster_role"] = role
@@ -161,11 +174,11 @@ def _text(value: object, name: str, errors: dict, *, required: bool = False, max
     if problem:
         errors[name] = problem
         return None
-    value = value.strip()
     max_length = max_length or MAX_LENGTHS.get(name, 0)
-    if max_length and len(value) > max_length:
+    if max_length and len(value) > max_length:  # padding counts: the limit is the one the API schema states
         errors[name] = f"longer than {max_length} characters"
         return None
+    value = value.strip()
     if required and not value:
         errors[name] = "required"
         return None
@@ -236,10 +249,10 @@ def _prerequisites(value: object, errors: dict) -> dict[str, str]:
     return dict(sorted(result.items()))
 
 
-def _boolean(value: object, name: str, errors: dict) -> bool:
+def _boolean(value: object, name: str, errors: dict, *, typed: bool) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "yes", "1", "false", "no", "0", ""}:
+    if not typed and isinstance(value, str) and value.strip().lower() in {"true", "yes", "1", "false", "no", "0", ""}:
         return value.strip().lower() in {"true", "yes", "1"}
     errors[name] = f"expected true or false, got {_shown_value(value)}"
     return False
@@ -263,12 +276,13 @@ def _tags(value: object, errors: dict) -> list[str]:
     return sorted(tags)
 
 
-def _datetime(value: object, errors: dict) -> datetime | None:
+def _datetime(value: object, errors: dict, *, typed: bool) -> datetime | None:
     if value in (None, ""):
         return None
-    if isinstance(value, str) and not text_problem(value):
+    text = value if typed or not isinstance(value, str) else value.strip()
+    if isinstance(text, str) and _RFC3339.fullmatch(text):
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
         except ValueError:
             pass
         else:

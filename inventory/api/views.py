@@ -37,7 +37,6 @@ from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.planning import PlanError
 from kb.models import Update
 
-MAX_SYNC_ITEMS = 10_000
 ERRORS = {400: OpenApiResponse(description="invalid input"), 404: OpenApiResponse(description="not found")}
 
 
@@ -110,7 +109,7 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
                 return exists
         return Response(self.get_serializer(self.get_queryset().get(pk=result.server_id)).data, status=201)
 
-    @extend_schema(request=serializers.ServerWriteSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
+    @extend_schema(request=serializers.ServerUpdateSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
     def update(self, request, *args, **kwargs):
         """PUT and PATCH both change the fields given and leave the others (the CMDB owns what it sends)."""
         if not isinstance(request.data, dict):
@@ -137,7 +136,7 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
         response["ETag"] = etag_for(fresh)
         return response
 
-    @extend_schema(request=serializers.ServerWriteSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
+    @extend_schema(request=serializers.ServerUpdateSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, **kwargs)
 
@@ -185,8 +184,8 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
             problems["source"] = ["required: a text of at most 100 characters naming the CMDB"]
         if not isinstance(items, list):
             problems["items"] = ["required: a list of servers"]
-        elif len(items) > MAX_SYNC_ITEMS:
-            problems["items"] = [f"{len(items)} items is more than the limit of {MAX_SYNC_ITEMS}"]
+        elif len(items) > serializers.MAX_SYNC_ITEMS:
+            problems["items"] = [f"{len(items)} items is more than the limit of {serializers.MAX_SYNC_ITEMS}"]
         if problems:
             return error_response("invalid input", 400, problems)
         records, by_index = records_from_items(enumerate(items))
@@ -385,8 +384,12 @@ class ChangesView(GenericAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.STR, description="the next_cursor of the previous page; 0 to start"),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1–1000, default 500"),
+            OpenApiParameter(
+                "after",
+                {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                description="the next_cursor of the previous page; 0 to start",
+            ),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, description="default 500"),
         ],
         responses={200: serializers.ChangesPageSerializer, **ERRORS},
     )
@@ -395,7 +398,7 @@ class ChangesView(GenericAPIView):
         after_text = request.query_params.get("after", "0")
         limit_text = request.query_params.get("limit", "500")
         after, limit = digits(after_text), digits(limit_text)
-        if after is None or after >= 2**63:
+        if after is None or len(after_text) > 18:
             problems["after"] = [f"{shown(after_text)!r} is not a cursor (a non-negative integer from next_cursor)"]
         if limit is None or not 1 <= limit <= 1000:
             problems["limit"] = [f"{shown(limit_text)!r} is not between 1 and 1000"]

@@ -9,6 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from exchangepatch.api import error_response
+from exchangepatch.filters import StrictFilterSet
 from kb.api import serializers
 from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.lookup import build_info
@@ -16,7 +17,7 @@ from kb.models import Fix, Level, Product, Rule, Update
 from kb.selectors import catalog_get, today
 
 
-class UpdateFilter(django_filters.FilterSet):
+class UpdateFilter(StrictFilterSet):
     product = django_filters.CharFilter(field_name="product__key")
     level = django_filters.CharFilter(field_name="level__name")
     kb = django_filters.CharFilter(field_name="kb", method="filter_kb")

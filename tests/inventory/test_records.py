@@ -35,7 +35,7 @@ PREREQUISITES = "filter_pack, ucma, vcredist_2012, vcredist_2013, url_rewrite"
     ],
 )  # fmt: skip
 def test_valid_items_give_a_normalised_record(_case, data, fqdn, values):
-    record, errors = server_record_from_mapping(data)
+    record, errors = server_record_from_mapping(data, typed=False)
 
     assert errors == {}
     assert record == ServerRecord(fqdn, frozenset(values), values)
@@ -94,7 +94,7 @@ def test_a_record_states_only_the_fields_it_was_given():
     ],
 )  # fmt: skip
 def test_invalid_items_give_field_keyed_errors(_case, data, errors):
-    record, found = server_record_from_mapping(data)
+    record, found = server_record_from_mapping(data, typed=False)
 
     assert record is None
     assert found == errors
