@@ -180,3 +180,54 @@ def test_servers_import_names_the_line_and_field_and_writes_nothing(tmp_path, _c
     assert err.getvalue().splitlines() == [line]
     assert str(raised.value) == f"{path}: 1 row(s) with errors; nothing was written"
     assert nothing_written()
+
+
+# -- schema conformance: what the schema does not allow is refused ----------------------------------
+
+WAIVER = {"target_kind": "update", "target_kb": "KB5036386", "reason": "invented", "approver": "CAB",
+          "expires_at": "2030-01-01T00:00:00Z"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "errors"),
+    [
+        ("/api/v1/sites/", {"organisation": "contoso.example", "name": "Lyon", "is_internet_facing": 0},
+         {"is_internet_facing": ["Must be a valid boolean."]}),
+        ("/api/v1/sites/", {"organisation": "contoso.example", "name": 5}, {"name": ["Not a valid string."]}),
+        ("/api/v1/sites/", {"organisation": "", "name": "Lyon"},
+         {"organisation": ["may not be empty: give a value, or null where null is allowed"]}),
+        ("/api/v1/waivers/", {**WAIVER, "server": ""},
+         {"server": ["may not be empty: give a value, or null where null is allowed"]}),
+        ("/api/v1/waivers/", {**WAIVER, "site": "1"},
+         {"site": ["Incorrect type. Expected pk value, received str."]}),
+        ("/api/v1/servers/", {"fqdn": FQDN, "is_forefront_installed": "true"},
+         {"is_forefront_installed": ["expected true or false, got 'true'"]}),
+        ("/api/v1/servers/", {"fqdn": FQDN, "cluster": "DAG-1", "cluster_kind": "dag"},
+         {"cluster_kind": ["'dag' is not one of CCR, SCR, DAG"]}),
+        ("/api/v1/servers/", {"fqdn": FQDN, "last_reported": "20241101T080000Z"},
+         {"last_reported": ["'20241101T080000Z' is not an ISO 8601 date and time"]}),
+    ],
+)  # fmt: skip
+def test_values_the_schema_does_not_allow_are_refused(api, path, body, errors):
+    from inventory.models import Organisation, Site, Waiver
+
+    Organisation.objects.create(name="contoso.example")
+    response = api.post(path, body, format="json")
+
+    assert (response.status_code, response.json()) == (400, {"detail": "invalid input", "errors": errors})
+    assert not Site.objects.exists() and not Waiver.objects.exists() and not Server.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "errors"),
+    [
+        ("/api/v1/sites/?is_internet_facing=null", {"is_internet_facing": ["expected true or false"]}),
+        ("/api/v1/sites/?is_internet_facing=1", {"is_internet_facing": ["expected true or false"]}),
+        ("/api/v1/levels/?kind=", {"kind": ["give a value, or leave the parameter out"]}),
+        ("/api/v1/waivers/?expires_at__lte=", {"expires_at__lte": ["give a value, or leave the parameter out"]}),
+    ],
+)
+def test_filter_values_that_would_be_ignored_are_refused(api, query, errors):
+    response = api.get(query)
+
+    assert (response.status_code, response.json()) == (400, {"detail": "invalid input", "errors": errors})
