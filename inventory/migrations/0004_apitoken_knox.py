@@ -32,7 +32,7 @@ def tokens_copy(apps, schema_editor):
 
 
 def tokens_copy_back(apps, schema_editor):
-    raise RuntimeError("tokens moved to knox cannot be moved back; re-issue them instead")
+    """Knox's hashes cannot become the old ones again: migrating back leaves no token (re-issue them)."""
 
 
 class Migration(migrations.Migration):
