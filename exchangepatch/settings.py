@@ -159,6 +159,8 @@ CACHES = {
 
 # -- API tokens (django-rest-knox) -------------------------------------------------------------------------------
 KNOX_TOKEN_MODEL = "inventory.ApiToken"
+# knox's own migrations would create its default token table even though inventory.ApiToken replaces it.
+MIGRATION_MODULES = {"knox": None}
 TOKEN_TTL_DAYS = int(os.environ.get("EXCHANGEPATCH_TOKEN_TTL_DAYS", "365"))
 REST_KNOX = {
     "TOKEN_MODEL": KNOX_TOKEN_MODEL,

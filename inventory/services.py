@@ -51,6 +51,8 @@ PUBLIC_NAMES = {
     "build_source": "build",
 }
 PUBLIC_NAMES |= dict.fromkeys(BUILD_PARTS, "build")
+# Feed values that change with a changed field, so that replaying the feed rebuilds them too.
+FEED_WITH = {"build": ("build_source", "build_short")}
 _RETRY_SQLSTATES = {"40P01", "40001", "23505", "23503"}  # deadlock, serialization, unique and foreign-key violations
 
 
@@ -179,7 +181,7 @@ def _servers_upsert(records: list[ServerRecord], *, source: str) -> list[UpsertR
         if action != "unchanged":
             values = _public_values(row, server_tags, membership, org_names, site_names)
             if action == "updated":
-                values = {name: values[name] for name in changed}
+                values = {name: values[name] for name in changed for name in (name, *FEED_WITH.get(name, ()))}
             feed.append(("server", row["id"], record.fqdn, action, {"changed": changed, "values": values,
                                                                    "source": source}))  # fmt: skip
     # 5. Write what changed: per set of changed columns, those columns only.

@@ -95,7 +95,7 @@ def test_two_syncs_setting_different_fields_of_the_same_servers_keep_both(key):
         key,
         [
             {"source": "asset-register", "items": items(owner="Messaging team")},
-            {"source": "licensing", "items": items(edition="Enterprise")},
+            {"source": "licensing", "items": items(edition="Enterprise", build="Version 15.2 (Build 1748.10)")},
         ],
     )
 
@@ -103,7 +103,9 @@ def test_two_syncs_setting_different_fields_of_the_same_servers_keep_both(key):
     assert [body["counts"] for _, body in answers] == [
         {"created": 0, "updated": COUNT, "unchanged": 0, "invalid": 0}
     ] * 2
-    assert Counter(Server.objects.values_list("owner", "edition")) == {("Messaging team", "Enterprise"): COUNT}
+    assert Counter(Server.objects.values_list("owner", "edition", "build_source", "build_number")) == {
+        ("Messaging team", "Enterprise", "admin_display", 1748): COUNT
+    }
     assert feed_replayed() == stored()
 
 
