@@ -1,4 +1,4 @@
-"""Insert and update many plain rows without model instances: COPY / unnest on PostgreSQL, executemany elsewhere.
+"""Insert and update many plain rows without model instances: COPY on PostgreSQL, executemany elsewhere.
 
 Django's bulk_create builds a model per row and, on SQLite, splits batches by its parameter limit; bulk_update writes
 every listed column of every row through CASE expressions. A scan writes 100,000 rows and a sync 10,000, so the hot
@@ -43,11 +43,10 @@ def rows_insert_new(model: type[models.Model], columns: Sequence[str], rows: Seq
     pk, quoted_key = connection.ops.quote_name(model._meta.pk.column), connection.ops.quote_name(key)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{_array_type(model, column)}" for column in columns)
+            staged = _stage(cursor, table, columns, rows)
             cursor.execute(
-                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING "
-                f"RETURNING {quoted_key}, {pk}",
-                [list(column) for column in zip(*rows, strict=True)],
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged} ORDER BY _order "
+                f"ON CONFLICT DO NOTHING RETURNING {quoted_key}, {pk}"
             )
             return dict(cursor.fetchall())
         # SQLite runs one writer at a time (transaction_mode IMMEDIATE), so no row can be skipped for a concurrent
@@ -75,13 +74,11 @@ def rows_update(model: type[models.Model], columns: Sequence[str], rows: Sequenc
     quoted = [connection.ops.quote_name(column) for column in columns]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{_array_type(model, column)}" for column in (key, *columns))
-            names = ", ".join(["_key", *(f"_v{index}" for index in range(len(columns)))])
-            assignments = ", ".join(f"{name} = _new._v{index}" for index, name in enumerate(quoted))
+            staged = _stage(cursor, table, (key, *columns), rows)
+            assignments = ", ".join(f"{name} = _new.{name}" for name in quoted)
+            quoted_key = connection.ops.quote_name(key)
             cursor.execute(
-                f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS _new({names}) "
-                f"WHERE {table}.{connection.ops.quote_name(key)} = _new._key",
-                [list(column) for column in zip(*rows, strict=True)],
+                f"UPDATE {table} SET {assignments} FROM {staged} AS _new WHERE {table}.{quoted_key} = _new.{quoted_key}"
             )
             return
         assignments = ", ".join(f"{name} = %s" for name in quoted)
@@ -91,6 +88,16 @@ def rows_update(model: type[models.Model], columns: Sequence[str], rows: Sequenc
         )
 
 
-def _array_type(model: type[models.Model], column: str) -> str:
-    field = next(field for field in model._meta.concrete_fields if field.column == column)
-    return f"{field.db_type(connection).split(' CHECK')[0]}[]"
+def _stage(cursor, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> str:
+    """COPY the rows into a temporary table shaped like `columns` of `table` (dropped at commit), numbered in the
+    order given; returns its name. COPY is the fast way in: psycopg dumps a COPY row in C, arrays in Python."""
+    staged = connection.ops.quote_name(f"_staged_{table}")
+    names = ", ".join(connection.ops.quote_name(column) for column in columns)
+    cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{staged}")  # an earlier call in this transaction
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS SELECT {names}, 0 AS _order FROM {table} WITH NO DATA"
+    )
+    with cursor.cursor.copy(f"COPY {staged} ({names}, _order) FROM STDIN") as copy:
+        for order, row in enumerate(rows):
+            copy.write_row((*row, order))
+    return staged
