@@ -58,7 +58,7 @@ def test_changing_the_build_recomputes_the_columns_and_records_the_change(admin_
     assert (change.action, change.data["changed"], change.data["values"]) == (
         "updated",
         ["build"],
-        {"build": "15.2.1748.10"},
+        {"build": "15.2.1748.10", "build_source": "exsetup", "build_short": "15.2.1748.10"},
     )
 
 
