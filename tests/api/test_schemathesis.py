@@ -3,8 +3,8 @@
 Every operation of /api/v1/schema/ is called, in this process through `exchangepatch.wsgi.application`, with generated
 requests, a real API token, the bundled catalog, the invented demo estate and a scan of it in the database:
 
-- `test_every_request_passes_every_check`: valid and invalid requests (positive and negative generation), as schemathesis makes them,
-  pass every check: no 5xx, a documented status code, content type and body, and every request that violates the
+- `test_every_request_passes_every_check`: valid and invalid requests (positive and negative generation), as
+  schemathesis makes them, pass every check: no 5xx, a documented status code, content type and body, and every request that violates the
   schema refused with a 4xx (negative data rejection);
 - `test_responses_conform_to_schema`: valid requests steered towards data that exists (the hooks below) pass the
   same checks but the last.
