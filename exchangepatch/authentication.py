@@ -58,7 +58,7 @@ class ApiTokenAuthentication(TokenAuthentication):
             return None  # no token: the session (or nothing) authenticates
         wait = throttle.wait_if_blocked(request)
         if wait is not None:
-            raise exceptions.Throttled(wait, "too many failed authentications from this address")
+            raise exceptions.Throttled(wait, "too many failed authentications from this address.")
         try:
             user, token = super().authenticate(request)
         except exceptions.AuthenticationFailed:
