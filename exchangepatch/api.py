@@ -1,4 +1,4 @@
-"""What every API endpoint shares: cursor pagination, one error shape (also for 404s), ETags."""
+"""What every API endpoint shares: cursor pagination, one error shape (404s too), strict fields, the request guard, ETags."""
 
 from __future__ import annotations
 
