@@ -45,7 +45,6 @@ def main() -> None:
     from django.db import connection
     from rest_framework.test import APIClient
 
-    from exchangepatch.authentication import token_generate, token_hash
     from inventory.models import ApiToken, Change, ClusterMember, Organisation, Server, Site
     from kb.models import Update
     from kb.services import catalog_load_snapshot
@@ -59,9 +58,8 @@ def main() -> None:
     print(f"payload: {len(payload['items']):,} invented servers, {body_size / 1e6:.1f} MB of JSON, "
           f"{len(builds)} real builds, {options.sites} sites, {dag_count:,} in DAGs of {DAG_MEMBERS}")  # fmt: skip
 
-    key = token_generate()
     user = get_user_model().objects.create_user(username="bench-cmdb")
-    ApiToken.objects.create(user=user, name="bench", prefix=key[:8], key_hash=token_hash(key))
+    _token, key = ApiToken.objects.create(user=user, name="bench")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
 

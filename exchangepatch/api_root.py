@@ -14,6 +14,7 @@ ENDPOINTS = (
     ("fix-missing", "fix-missing", ("{kb}",)),
     ("update-needed-by", "update-needed-by", ("{kb}",)),
     ("builds-resolve", "build-resolve", ()),
+    ("catalog-status", "catalog-status", ()),
     ("changes", "changes", ()),
     ("schema", "api-schema", ()),
     ("docs", "api-docs", ()),
@@ -23,6 +24,9 @@ ENDPOINTS = (
 
 class ApiRootView(APIRootView):
     """Every endpoint of /api/v1/. `{id or fqdn}` and `{kb}` are to be replaced; see docs/ for parameters."""
+
+    # The list of endpoints is no data: any signed-in user or token may read it.
+    required_permissions = {"GET": [], "HEAD": [], "OPTIONS": []}
 
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)

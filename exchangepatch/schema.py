@@ -19,9 +19,11 @@ ERROR_DESCRIPTIONS = {
     "401": "no or an invalid token",
     "403": "not allowed (e.g. a read-only token writing)",
     "404": "no such object: the key is named",
+    "405": "the method is not allowed on this path (an {id} naming a collection's action, e.g. servers/sync/)",
     "409": "conflict with what is stored",
     "412": "If-Match does not match the current version",
     "413": "request body larger than the limit",
+    "429": "throttled: too many requests, or too many failed authentications from this address (see Retry-After)",
 }
 
 
@@ -31,9 +33,9 @@ class AutoSchema(BaseAutoSchema):
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         method = self.method.upper()
-        codes = ["400", "401", "403"]
+        codes = ["400", "401", "403", "429"]
         if "{" in self.path:
-            codes.append("404")
+            codes += ["404", "405"]
         if method in ("PUT", "PATCH", "DELETE"):
             codes.append("412")
         if method in ("POST", "PUT", "PATCH"):

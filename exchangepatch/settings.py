@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -57,6 +58,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "exchangepatch",  # the portal's layout, dashboard, login page and static files
     "health_check",
+    "knox",
+    "axes",
     "kb",
     "inventory",
 ]
@@ -71,6 +74,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: refuses the admin login of a locked-out user name and address.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "exchangepatch.urls"
@@ -97,6 +102,10 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # One writer at a time, taken when the transaction begins: two writers that both read first and then write
+    # would otherwise fail with "database is locked" instead of waiting for each other.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(transaction_mode="IMMEDIATE", timeout=20)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -118,9 +127,51 @@ STORAGES = {
 # Serve admin assets from the app directories without collectstatic in development (make run).
 WHITENOISE_USE_FINDERS = True
 
+# -- production security (README "Security"): all off for a local `make run`, all from the environment ----------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_TLS_PROXY") else None
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES")
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT")
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD")
+# A load balancer's health check may come in over plain HTTP: these paths are never redirected to HTTPS.
+SECURE_REDIRECT_EXEMPT = env_list("DJANGO_SECURE_REDIRECT_EXEMPT")
+
+# -- sign-in: the admin's login is locked after repeated failures (django-axes) ---------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("EXCHANGEPATCH_LOCKOUT", True)
+AXES_FAILURE_LIMIT = int(os.environ.get("EXCHANGEPATCH_LOCKOUT_FAILURES", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("EXCHANGEPATCH_LOCKOUT_MINUTES", "15")))
+# The pair by default: a stranger's failures lock out the user name only from the stranger's own address.
+AXES_LOCKOUT_PARAMETERS = [env_list("EXCHANGEPATCH_LOCKOUT_BY", "username,ip_address")]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no start-up banner in every command's output
+
+# The cache holds the API's throttle counters; with several web processes they must share one (Redis).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ["EXCHANGEPATCH_CACHE_URL"],
+    }
+    if os.environ.get("EXCHANGEPATCH_CACHE_URL")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
+# -- API tokens (django-rest-knox) -------------------------------------------------------------------------------
+KNOX_TOKEN_MODEL = "inventory.ApiToken"
+# knox's own migrations would create its default token table even though inventory.ApiToken replaces it.
+MIGRATION_MODULES = {"knox": None}
+TOKEN_TTL_DAYS = int(os.environ.get("EXCHANGEPATCH_TOKEN_TTL_DAYS", "365"))
+REST_KNOX = {
+    "TOKEN_MODEL": KNOX_TOKEN_MODEL,
+    "TOKEN_PREFIX": "xp_",
+    "TOKEN_TTL": timedelta(days=TOKEN_TTL_DAYS) if TOKEN_TTL_DAYS else None,
+    "AUTH_HEADER_PREFIX": "Token",
+}
 
 # A 10,000-item sync is about 5 MB of JSON; the limit leaves room and is reported with 413 when passed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("EXCHANGEPATCH_MAX_BODY_BYTES", str(16 * 1024 * 1024)))
@@ -130,11 +181,19 @@ REST_FRAMEWORK = {
         "exchangepatch.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["exchangepatch.authentication.IsAuthenticatedWritableToken"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PERMISSION_CLASSES": ["exchangepatch.authentication.ModelPermissionsOrTokenScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("EXCHANGEPATCH_THROTTLE_USER", "1200/minute"),
+        # Failed authentications per client address; past it every token from there gets 429 until the window ends.
+        "auth_failure": os.environ.get("EXCHANGEPATCH_THROTTLE_AUTH_FAILURES", "20/minute"),
+    },
+    "DEFAULT_FILTER_BACKENDS": ["exchangepatch.filters.StrictFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "exchangepatch.api.StablePagination",
     "DEFAULT_SCHEMA_CLASS": "exchangepatch.schema.AutoSchema",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["exchangepatch.parsers.JSONParser"],
+    # Responses as ASCII JSON (other characters as \u escapes): a lone surrogate quoted in an error cannot break it.
+    "UNICODE_JSON": False,
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -158,6 +217,7 @@ SPECTACULAR_SETTINGS = {
         "UpdateKindEnum": "kb.choices.UpdateKind",
         "RuleKindEnum": "kb.choices.RuleKind",
         "ClusterKindEnum": "inventory.choices.ClusterKind",
+        "BuildSourceEnum": "inventory.choices.BuildSource",
         "ScanStatusEnum": "inventory.choices.ScanStatus",
     },
 }

@@ -29,3 +29,5 @@ urlpatterns = [
         name="healthz",
     ),
 ]
+
+handler404 = "exchangepatch.api.not_found"

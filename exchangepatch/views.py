@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.urls import reverse
 
+from exchangepatch.access import portal_view
 from inventory.choices import State
 from inventory.selectors import (
     compliance_summary,
@@ -34,7 +34,7 @@ def servers_url(**params) -> str:
     return reverse("inventory:servers") + (f"?{query}" if query else "")
 
 
-@login_required
+@portal_view
 def dashboard(request):
     scan = scan_latest()
     summary = compliance_summary(scan)

@@ -31,9 +31,17 @@ from inventory.models import (
     WorkerHeartbeat,
 )
 from inventory.notifications import subscription_save
+from inventory.records import server_record_from_mapping
 from inventory.scans import ScanBusyError
 from inventory.selectors import scan_latest, verdict_ids_missing
-from inventory.services import waiver_save
+from inventory.services import (
+    server_delete,
+    server_delete_many,
+    server_upsert_many,
+    site_delete,
+    waiver_delete,
+    waiver_save,
+)
 from inventory.tasks import BrokerUnavailableError, scan_launch
 from kb.engine.builds import PRODUCTS, InvalidBuildError, parse_reported_build
 from kb.engine.catalog import InvalidKBError, normalize_kb
@@ -126,8 +134,70 @@ class WaiverForSelectedForm(forms.Form):
         return value
 
 
+class ServerAdminForm(forms.ModelForm):
+    """A server as the admin edits it, validated by inventory.records as the API and servers_import validate it."""
+
+    # Form field for each record field the admin edits, where the names differ.
+    FORM_FIELDS = {"build": "reported_build"}
+
+    class Meta:
+        model = Server
+        fields = ("fqdn", "name", "organisation", "site", "roles", "edition", "reported_build", "build_source",
+                  "os_name", "dotnet_version", "prerequisites", "is_forefront_installed", "environment", "tags",
+                  "owner", "last_reported")  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and "fqdn" in self.fields:
+            self.fields["fqdn"].disabled = True  # the natural key: delete and create instead, as in the API
+            self.fields["fqdn"].help_text = "The server's key; it cannot be changed"
+
+    def clean(self):
+        cleaned = super().clean()
+        organisation, site = cleaned.get("organisation"), cleaned.get("site")
+        if organisation and site and site.organisation_id != organisation.pk:
+            self.add_error("site", f"{site.name} is a site of {site.organisation.name}, not of {organisation.name}")
+        record, problems = server_record_from_mapping(self._as_record_input(cleaned))
+        for name, reason in problems.items():
+            field = self.FORM_FIELDS.get(name, name)
+            if field not in self.errors:
+                self.add_error(field if field in self.fields else None, reason)
+        self.record = record
+        return cleaned
+
+    @staticmethod
+    def _as_record_input(cleaned: dict) -> dict:
+        organisation, site, last_reported = (
+            cleaned.get("organisation"),
+            cleaned.get("site"),
+            cleaned.get("last_reported"),
+        )
+        return {
+            "fqdn": cleaned.get("fqdn") or "",
+            "name": cleaned.get("name") or "",
+            "organisation": organisation.name if organisation else "",
+            "site": site.name if site else "",
+            "roles": cleaned.get("roles") or "",
+            "edition": cleaned.get("edition") or "",
+            "build": cleaned.get("reported_build") or "",
+            "build_source": cleaned.get("build_source") or "",
+            "os_name": cleaned.get("os_name") or "",
+            "dotnet_version": cleaned.get("dotnet_version") or "",
+            "prerequisites": cleaned.get("prerequisites") or {},
+            "is_forefront_installed": bool(cleaned.get("is_forefront_installed")),
+            "environment": cleaned.get("environment") or "",
+            "tags": [tag.name for tag in cleaned.get("tags") or []],
+            "owner": cleaned.get("owner") or "",
+            "last_reported": last_reported.isoformat() if last_reported else None,
+        }
+
+
 @admin.register(Server)
 class ServerAdmin(admin.ModelAdmin):
+    """Saves and deletes go through the inventory services, as the API's and servers_import's do: the FQDN is
+    stored lower-case, the build columns are computed from the build, and the change feed records every write."""
+
+    form = ServerAdminForm
     list_display = (
         "fqdn",
         "site",
@@ -251,12 +321,34 @@ class ServerAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/inventory/server/add_waiver.html", context)
 
+    def save_model(self, request, obj, form, change):
+        result = server_upsert_many([form.record], source=f"admin:{request.user.get_username()}")[0]
+        obj.pk = result.server_id
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        for formset in formsets:  # the tags were written by the service with the server
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request, obj):
+        server_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        server_delete_many(list(queryset.values_list("pk", flat=True)))
+
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
     list_display = ("name", "organisation", "is_internet_facing")
     list_filter = ("organisation", "is_internet_facing")
     search_fields = ("name",)
+
+    def delete_model(self, request, obj):
+        site_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        for site in queryset:
+            site_delete(site)
 
 
 @admin.register(Organisation)
@@ -283,12 +375,37 @@ class MaintenanceWindowAdmin(admin.ModelAdmin):
     filter_horizontal = ("servers", "sites")
 
 
+class WaiverAdminForm(forms.ModelForm):
+    class Meta:
+        model = Waiver
+        fields = ("server", "site", "target_kind", "target_kb", "reason", "approver", "ticket", "expires_at")
+
+    def clean_target_kb(self):
+        try:
+            return normalize_kb(self.cleaned_data["target_kb"])
+        except InvalidKBError as error:
+            raise forms.ValidationError(str(error)) from None
+
+
 @admin.register(Waiver)
 class WaiverAdmin(admin.ModelAdmin):
+    """Saves and deletes go through the services, so the change feed records them as it does the API's."""
+
+    form = WaiverAdminForm
     list_display = ("target_kb", "target_kind", "server", "site", "approver", "ticket", "expires_at")
     list_filter = ("target_kind",)
     search_fields = ("target_kb", "ticket", "approver", "server__fqdn")
     autocomplete_fields = ("server", "site")
+
+    def save_model(self, request, obj, form, change):
+        waiver_save(obj, is_new=not change)
+
+    def delete_model(self, request, obj):
+        waiver_delete(obj)
+
+    def delete_queryset(self, request, queryset):
+        for waiver in queryset:
+            waiver_delete(waiver)
 
 
 class ScanChunkInline(admin.TabularInline):
@@ -338,10 +455,12 @@ class ChangeAdmin(ReadOnlyAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are created with `manage.py api_token_create` (the key is shown once); here they can be revoked."""
+    """Tokens are created with `manage.py api_token_create` (the key is shown once); deleting one here revokes it."""
 
-    list_display = ("user", "name", "prefix", "is_read_only", "created", "last_used")
-    readonly_fields = ("user", "prefix", "key_hash", "created", "last_used")
+    list_display = ("user", "name", "token_key", "scope", "created", "expiry", "last_used")
+    list_filter = ("scope",)
+    readonly_fields = ("user", "token_key", "created", "expiry", "last_used")
+    exclude = ("digest",)
 
     def has_add_permission(self, request):
         return False

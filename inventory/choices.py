@@ -93,3 +93,8 @@ class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+
+
+class TokenScope(models.TextChoices):
+    READ_ONLY = "read-only", "Read only (GET)"
+    READ_WRITE = "read-write", "Read and write"

@@ -78,11 +78,19 @@ def decode_server_file(data: bytes, *, name: str) -> tuple[str, str]:
         return data.decode("cp1252", errors="replace"), "Windows-1252"
 
 
+# Workbooks people save instead of a CSV: .xlsx (a ZIP) and the older .xls (an OLE compound file).
+_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+
+
 def read_server_file(data: bytes, *, name: str) -> ServerFile:
+    if data.startswith(_WORKBOOK_MAGIC):
+        raise ServerFileError(f"{name}: a spreadsheet workbook, not a CSV file (an .xlsx? save it as CSV)")
     text, encoding = decode_server_file(data, name=name)
+    # A stray control character (a NUL in one cell) is that cell's error, reported with its line and field; a file
+    # that is mostly control characters is not text at all.
     controls = sum(1 for char in text[:4000] if ord(char) < 32 and char not in "\t\r\n")
-    if controls * 100 > len(text[:4000]):
-        raise ServerFileError(f"{name}: binary data, not a CSV file (an .xlsx? save it as CSV)")
+    if controls * 10 > len(text[:4000]):
+        raise ServerFileError(f"{name}: binary data, not a CSV file")
     return parse_server_csv(text, name=name, encoding=encoding)
 
 

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from knox.models import AbstractAuthToken
 
 from inventory.choices import (
     BuildSource,
@@ -19,6 +20,7 @@ from inventory.choices import (
     ScanStatus,
     ScanTrigger,
     State,
+    TokenScope,
     WaiverTarget,
 )
 from kb.models import TimeStamped
@@ -332,22 +334,25 @@ class ServerResult(models.Model):
         return f"{self.server} {self.state}"
 
 
-class ApiToken(models.Model):
-    """A machine credential: only a hash of the key is stored; the key is shown once when created."""
+class ApiToken(AbstractAuthToken):
+    """A machine credential, kept by django-rest-knox: only a hash of the key is stored (the key is shown once), its
+    first characters (`token_key`) recognise it, it may expire, and deleting it revokes it. Its scope says what the
+    machine may do; the user's model permissions apply to people signed in to the portal, not to tokens."""
 
-    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, blank=True)
-    prefix = models.CharField(max_length=8, help_text="First characters of the key, to recognise it")
-    key_hash = models.CharField(max_length=64, unique=True)
-    is_read_only = models.BooleanField(default=False)
-    created = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for, e.g. servicenow")
+    scope = models.CharField(max_length=16, choices=TokenScope.choices, default=TokenScope.READ_WRITE)
     last_used = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("user", "created")
+        verbose_name = "API token"
 
     def __str__(self) -> str:
-        return f"{self.user} {self.prefix}… ({'read-only' if self.is_read_only else 'read-write'})"
+        return f"{self.user} {self.token_key}… ({self.scope})"
+
+    @property
+    def is_read_only(self) -> bool:
+        return self.scope == TokenScope.READ_ONLY
 
 
 class Change(models.Model):

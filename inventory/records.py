@@ -1,4 +1,9 @@
-"""Validate a server as a CMDB or a CSV states it: field-keyed errors, normalised values; no database."""
+"""Validate a server as a CMDB, a CSV or the admin states it: field-keyed errors, normalised values; no queries.
+
+The one place that knows what a server field may hold: every column's length (read from the models), the text rules
+(no NUL, no lone surrogate, see exchangepatch.text), and each field's form. The API, servers_import and the admin
+all validate through it, so a value that passes is one the database stores.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from exchangepatch.text import shown, text_problem
+from inventory.models import Cluster, Organisation, Server, Site, Tag
 from kb.engine.builds import InvalidBuildError, parse_reported_build
 
 ROLES = ("Mailbox", "ClientAccess", "HubTransport", "EdgeTransport", "UnifiedMessaging")
@@ -21,6 +28,21 @@ _FQDN = re.compile(
     r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+", re.ASCII
 )
 _DOTNET = re.compile(r"\d+(\.\d+){1,3}", re.ASCII)
+# RFC 3339 date-time, as the API schema's format date-time states it (fromisoformat alone also takes other forms).
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)?", re.ASCII)
+
+# The longest text each field may hold once stripped: the length of the column it is stored in.
+MAX_LENGTHS = {
+    name: model._meta.get_field(column).max_length
+    for name, model, column in (
+        ("fqdn", Server, "fqdn"), ("name", Server, "name"), ("organisation", Organisation, "name"),
+        ("site", Site, "name"), ("roles", Server, "roles"), ("edition", Server, "edition"),
+        ("build", Server, "reported_build"), ("os_name", Server, "os_name"),
+        ("dotnet_version", Server, "dotnet_version"), ("environment", Server, "environment"),
+        ("tags", Tag, "name"), ("owner", Server, "owner"), ("cluster", Cluster, "name"),
+    )
+}  # fmt: skip
+PREREQUISITE_MAX_LENGTH = 32
 
 # Every field a caller may send; anything else is an error naming the unknown field.
 FIELDS = (
@@ -43,14 +65,17 @@ class ServerRecord:
 
 
 def records_from_items(
-    items: Iterable[tuple[int, object]], *, where: Callable[[int], str] = lambda key: f"item {key}"
+    items: Iterable[tuple[int, object]],
+    *,
+    where: Callable[[int], str] = lambda key: f"item {key}",
+    typed: bool = True,
 ) -> tuple[list[tuple[int, ServerRecord]], dict[int, dict[str, str]]]:
     """Validate many items keyed by position (an item index, a CSV line): the valid records, and the errors keyed by
     position then field. An FQDN given twice is an error on both, each naming the other (`where` says how)."""
     valid, errors, first_seen = [], {}, {}
     for key, item in items:
-        record, problems = server_record_from_mapping(item)
-        fqdn = str(item.get("fqdn", "")).strip().lower().rstrip(".") if isinstance(item, Mapping) else ""
+        record, problems = server_record_from_mapping(item, typed=typed)
+        fqdn = record.fqdn if record is not None else _fqdn_as_given(item)
         if fqdn in first_seen:
             other = first_seen[fqdn]
             problems = {**problems, "fqdn": f"{fqdn} is also {where(other)}"}
@@ -64,24 +89,39 @@ def records_from_items(
     return [(key, record) for key, record in valid if key not in errors], errors
 
 
-def server_record_from_mapping(data: Mapping[str, object]) -> tuple[ServerRecord | None, dict[str, str]]:
-    """Validate one item; returns (record, {}) or (None, {field: reason})."""
+def _fqdn_as_given(item: object) -> str:
+    value = item.get("fqdn") if isinstance(item, Mapping) else None
+    return shown(value.strip().lower().rstrip("."), limit=255) if isinstance(value, str) else ""
+
+
+def server_record_from_mapping(
+    data: Mapping[str, object], *, typed: bool = True
+) -> tuple[ServerRecord | None, dict[str, str]]:
+    """Validate one item; returns (record, {}) or (None, {field: reason}).
+
+    `typed` input (JSON: the API, the admin) is exact: booleans are true or false, cluster kinds and roles their
+    documented values, times RFC 3339. Text input (`typed=False`: a CSV) may also spell booleans yes/no/1/0 and
+    those values in any case. Either way, lists may be given as comma- or semicolon-separated text."""
     errors: dict[str, str] = {}
     if not isinstance(data, Mapping):
         return None, {"non_field_errors": "expected an object"}
     for name in data:
         if name not in FIELDS:
-            errors[str(name)] = "unknown field"
+            errors[shown(str(name))] = "unknown field"
     values: dict[str, object] = {}
-    fqdn = _text(data.get("fqdn"), "fqdn", errors, required=True, max_length=255)
+    fqdn = _text(data.get("fqdn"), "fqdn", errors, required=True)
     if fqdn is not None:
-        fqdn = fqdn.lower().rstrip(".")
+        fqdn = fqdn.lower().rstrip(".") if fqdn.isascii() else fqdn  # "K" (Kelvin) lower-cases to an ASCII k
         if not _FQDN.fullmatch(fqdn):
-            errors["fqdn"] = f"{fqdn!r} is not a fully qualified domain name"
-    for name, limit in (("name", 64), ("organisation", 200), ("site", 200), ("edition", 64), ("os_name", 100),
-                        ("environment", 32), ("owner", 200), ("cluster", 100)):  # fmt: skip
+            errors["fqdn"] = f"{shown(fqdn)!r} is not a fully qualified domain name"
+        elif not data.get("organisation") and len(fqdn.split(".", 1)[1]) > MAX_LENGTHS["organisation"]:
+            errors["fqdn"] = (
+                f"the domain part is longer than an organisation name ({MAX_LENGTHS['organisation']} characters); "
+                "state the organisation"
+            )
+    for name in ("name", "organisation", "site", "edition", "os_name", "environment", "owner", "cluster"):
         if name in data:
-            values[name] = _text(data[name], name, errors, max_length=limit) or ""
+            values[name] = _text(data[name], name, errors) or ""
     if "roles" in data:
         values["roles"] = _roles(data["roles"], errors)
     if "build" in data:
@@ -89,7 +129,7 @@ def server_record_from_mapping(data: Mapping[str, object]) -> tuple[ServerRecord
     elif "build_source" in data:
         errors["build_source"] = "build_source needs a build"
     if "dotnet_version" in data:
-        dotnet = _text(data["dotnet_version"], "dotnet_version", errors, max_length=16) or ""
+        dotnet = _text(data["dotnet_version"], "dotnet_version", errors) or ""
         if dotnet and not _DOTNET.fullmatch(dotnet):
             errors["dotnet_version"] = f"{dotnet!r} is not a .NET Framework version such as 4.8 or 4.7.2"
         values["dotnet_version"] = dotnet
@@ -97,20 +137,22 @@ def server_record_from_mapping(data: Mapping[str, object]) -> tuple[ServerRecord
         values["prerequisites"] = _prerequisites(data["prerequisites"], errors)
     for name in ("is_forefront_installed", "site_is_internet_facing"):
         if name in data:
-            values[name] = _boolean(data[name], name, errors)
+            values[name] = _boolean(data[name], name, errors, typed=typed)
     if "tags" in data:
         values["tags"] = _tags(data["tags"], errors)
     if "last_reported" in data:
-        values["last_reported"] = _datetime(data["last_reported"], errors)
+        values["last_reported"] = _datetime(data["last_reported"], errors, typed=typed)
     if "cluster_kind" in data:
-        kind = (_text(data["cluster_kind"], "cluster_kind", errors) or "").upper()
+        kind = _text(data["cluster_kind"], "cluster_kind", errors) or ""
+        kind = kind if typed else kind.upper()
         if kind and kind not in CLUSTER_KINDS:
-            errors["cluster_kind"] = f"{kind!r} is not one of {', '.join(CLUSTER_KINDS)}"
+            errors["cluster_kind"] = f"{shown(kind)!r} is not one of {', '.join(CLUSTER_KINDS)}"
         values["cluster_kind"] = kind
     if "cluster_role" in data:
-        role = (_text(data["cluster_role"], "cluster_role", errors) or "").lower()
+        role = _text(data["cluster_role"], "cluster_role", errors) or ""
+        role = role if typed else role.lower()
         if role and role not in ("active", "passive"):
-            errors["cluster_role"] = f"{role!r} is not active or passive"
+            errors["cluster_role"] = f"{shown(role)!r} is not active or passive"
         values["cluster_role"] = role
     if values.get("cluster") and not values.get("cluster_kind") and "cluster_kind" not in errors:
         errors["cluster_kind"] = "required with cluster (CCR, SCR or DAG)"
@@ -119,18 +161,24 @@ def server_record_from_mapping(data: Mapping[str, object]) -> tuple[ServerRecord
     return ServerRecord(fqdn, frozenset(values), values), {}
 
 
-def _text(value: object, name: str, errors: dict, *, required: bool = False, max_length: int = 200) -> str | None:
+def _text(value: object, name: str, errors: dict, *, required: bool = False, max_length: int = 0) -> str | None:
+    """The stripped text, or None with the reason in errors[name]; the limit is the field's column unless given."""
     if value is None or value == "":
         if required:
             errors[name] = "required"
         return None
     if not isinstance(value, str):
-        errors[name] = f"expected text, got {type(value).__name__}"
+        errors[name] = f"expected text, got {_kind(value)}"
         return None
-    value = value.strip()
-    if len(value) > max_length:
+    problem = text_problem(value)
+    if problem:
+        errors[name] = problem
+        return None
+    max_length = max_length or MAX_LENGTHS.get(name, 0)
+    if max_length and len(value) > max_length:  # padding counts: the limit is the one the API schema states
         errors[name] = f"longer than {max_length} characters"
         return None
+    value = value.strip()
     if required and not value:
         errors[name] = "required"
         return None
@@ -145,13 +193,13 @@ def _roles(value: object, errors: dict) -> str:
     roles = []
     for item in items:
         if not isinstance(item, str):
-            errors["roles"] = f"expected role names, got {type(item).__name__}"
+            errors["roles"] = f"expected role names, got {_kind(item)}"
             return ""
         key = item.strip().replace(" ", "").lower()
         if not key:
             continue
         if key not in _ROLE_ALIASES:
-            errors["roles"] = f"{item.strip()!r} is not an Exchange role ({', '.join(ROLES)})"
+            errors["roles"] = f"{shown(item.strip())!r} is not an Exchange role ({', '.join(ROLES)})"
             return ""
         roles.append(_ROLE_ALIASES[key])
     return ",".join(role for role in ROLES if role in roles)
@@ -161,18 +209,18 @@ def _build(data: Mapping, values: dict, errors: dict) -> None:
     text = data["build"]
     source = data.get("build_source")
     if source not in (None, "") and source not in BUILD_SOURCES:
-        errors["build_source"] = f"{source!r} is not one of {', '.join(BUILD_SOURCES)}"
+        errors["build_source"] = f"{_shown_value(source)} is not one of {', '.join(BUILD_SOURCES)}"
         return
     if text in (None, ""):
         values.update(reported_build="", build_source=source or "manual", build=None)
         return
-    if not isinstance(text, str):
-        errors["build"] = f"expected text, got {type(text).__name__}"
+    text = _text(text, "build", errors)
+    if text is None:
         return
     try:
         parsed = parse_reported_build(text)
     except InvalidBuildError as error:
-        errors["build"] = str(error)
+        errors["build"] = shown(str(error), limit=300)
         return
     if source in (None, ""):
         source = "admin_display" if parsed.form.is_level_only else "exsetup"
@@ -186,23 +234,27 @@ def _prerequisites(value: object, errors: dict) -> dict[str, str]:
     result = {}
     for fact, version in value.items():
         if fact not in PREREQUISITE_FACTS:
-            errors["prerequisites"] = f"{fact!r} is not a known prerequisite ({', '.join(PREREQUISITE_FACTS)})"
+            errors["prerequisites"] = (
+                f"{_shown_value(fact)} is not a known prerequisite ({', '.join(PREREQUISITE_FACTS)})"
+            )
             return {}
         if version in (None, ""):
             continue
-        if not isinstance(version, str) or len(version) > 32:
-            errors["prerequisites"] = f"{fact}: expected a version text of at most 32 characters"
+        problems: dict[str, str] = {}
+        text = _text(version, fact, problems, max_length=PREREQUISITE_MAX_LENGTH)
+        if text is None:
+            errors["prerequisites"] = f"{fact}: {problems.get(fact, 'expected a version text')}"
             return {}
-        result[fact] = version.strip()
+        result[fact] = text
     return dict(sorted(result.items()))
 
 
-def _boolean(value: object, name: str, errors: dict) -> bool:
+def _boolean(value: object, name: str, errors: dict, *, typed: bool) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "yes", "1", "false", "no", "0", ""}:
+    if not typed and isinstance(value, str) and value.strip().lower() in {"true", "yes", "1", "false", "no", "0", ""}:
         return value.strip().lower() in {"true", "yes", "1"}
-    errors[name] = f"expected true or false, got {value!r}"
+    errors[name] = f"expected true or false, got {_shown_value(value)}"
     return False
 
 
@@ -211,18 +263,26 @@ def _tags(value: object, errors: dict) -> list[str]:
     if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
         errors["tags"] = "expected a list of tag names"
         return []
-    tags = sorted({item.strip() for item in items if item.strip()})
-    if any(len(tag) > 64 for tag in tags):
-        errors["tags"] = "a tag is longer than 64 characters"
-    return tags
+    tags = set()
+    for item in items:
+        problems: dict[str, str] = {}
+        tag = _text(item, "tags", problems)
+        if problems:
+            reason = problems["tags"]
+            errors["tags"] = f"a tag {'is ' if reason.startswith('longer') else ''}{reason}"
+            return []
+        if tag:
+            tags.add(tag)
+    return sorted(tags)
 
 
-def _datetime(value: object, errors: dict) -> datetime | None:
+def _datetime(value: object, errors: dict, *, typed: bool) -> datetime | None:
     if value in (None, ""):
         return None
-    if isinstance(value, str):
+    text = value if typed or not isinstance(value, str) else value.strip()
+    if isinstance(text, str) and _RFC3339.fullmatch(text):
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
         except ValueError:
             pass
         else:
@@ -232,7 +292,22 @@ def _datetime(value: object, errors: dict) -> datetime | None:
             try:
                 return parsed.astimezone(UTC)
             except (OverflowError, ValueError):
-                errors["last_reported"] = f"{value!r} is out of range"
+                errors["last_reported"] = f"{_shown_value(value)} is out of range"
                 return None
-    errors["last_reported"] = f"{value!r} is not an ISO 8601 date and time"
+    errors["last_reported"] = f"{_shown_value(value)} is not an ISO 8601 date and time"
     return None
+
+
+def _kind(value: object) -> str:
+    """The type for a message: never the value itself, which may be huge or deeply nested."""
+    return type(value).__name__
+
+
+def _shown_value(value: object) -> str:
+    return (
+        repr(shown(value))
+        if isinstance(value, str)
+        else repr(value)
+        if isinstance(value, int | float)
+        else _kind(value)
+    )

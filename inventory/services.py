@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from django.db import connection, models, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from inventory.bulk import rows_insert
+from inventory.bulk import rows_insert, rows_insert_new, rows_update
 from inventory.changes import changes_record
 from inventory.models import (
     Cluster,
@@ -18,18 +19,35 @@ from inventory.models import (
     Server,
     Site,
     Tag,
+    Waiver,
 )
 from inventory.records import ServerRecord
 from inventory.scans import scan_run_execute as scan_run_execute
 
 logger = logging.getLogger(__name__)
 BATCH = 2000
+# A sync that collides with a concurrent writer (a deadlock, or a row created or deleted under it) is run again
+# from the start; its earlier attempt left nothing behind.
+ATTEMPTS = 3
 
 # Server attributes a record may state, compared to decide created / updated / unchanged.
 SIMPLE_FIELDS = (
     "name", "roles", "edition", "reported_build", "build_source", "os_name", "dotnet_version", "prerequisites",
     "is_forefront_installed", "environment", "owner", "last_reported",
 )  # fmt: skip
+BUILD_PARTS = ("build_major", "build_minor", "build_number", "build_revision")
+STORED_FIELDS = ("id", "fqdn", "organisation_id", "site_id", *SIMPLE_FIELDS, *BUILD_PARTS)
+# Column names as a caller knows them in `changed`.
+PUBLIC_NAMES = {
+    "organisation_id": "organisation",
+    "site_id": "site",
+    "reported_build": "build",
+    "build_source": "build",
+}
+PUBLIC_NAMES |= dict.fromkeys(BUILD_PARTS, "build")
+# Feed values that change with a changed field, so that replaying the feed rebuilds them too.
+FEED_WITH = {"build": ("build_source", "build_short")}
+_RETRY_SQLSTATES = {"40P01", "40001", "23505", "23503"}  # deadlock, serialization, unique and foreign-key violations
 
 
 @dataclass(slots=True)
@@ -41,125 +59,211 @@ class UpsertResult:
     server_id: int | None = None
 
 
+class UpsertConflict(Exception):
+    """Concurrent writers kept changing these servers under the sync; nothing was written (the API answers 409)."""
+
+    def __init__(self, fqdns: list[str], reason: str) -> None:
+        self.fqdns = fqdns
+        super().__init__(f"{len(fqdns)} server(s) were being changed by another writer ({reason}); send them again")
+
+
+class _Collided(Exception):
+    """A server read at the start was deleted before it could be locked: run the sync again."""
+
+
 def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: bool = False) -> list[UpsertResult]:
     """Upsert servers by FQDN (case-insensitive) in one transaction; a dry run rolls everything back.
 
-    Fields a record does not state are left as stored; only rows whose values change are written, so sending the
-    same payload twice changes no `last_updated`. Stored servers are compared as plain rows: a model instance is
-    built only for a server that changes.
+    Fields a record does not state are left as stored, and a server is written only where its values change, and
+    then only the columns that change, so two syncs setting different fields of the same servers keep both. Servers
+    that may change are locked (in primary-key order) and read again before they are compared and written, new ones
+    are inserted with ON CONFLICT DO NOTHING (a server created meanwhile by another writer is then compared like a
+    stored one), and the change feed is written from the locked rows, so it records what is stored. An attempt that
+    still collides with another writer is rolled back and run again; after ATTEMPTS, UpsertConflict.
     """
+    last_error: Exception | None = None
+    for _ in range(ATTEMPTS):
+        try:
+            with transaction.atomic():
+                results = _servers_upsert(records, source=source)
+                if dry_run:
+                    transaction.set_rollback(True)
+            return results
+        except (_Collided, IntegrityError, OperationalError) as error:
+            if not _is_collision(error):
+                raise
+            logger.info("sync from %s collided with another writer (%s); trying again", source, error)
+            last_error = error
+    raise UpsertConflict([record.fqdn for record in records], str(last_error).splitlines()[0])
+
+
+def _is_collision(error: Exception) -> bool:
+    if isinstance(error, _Collided):
+        return True
+    state = getattr(error.__cause__, "sqlstate", None)
+    if state is not None:
+        return state in _RETRY_SQLSTATES
+    text = str(error)  # SQLite names the constraint or the lock in the message
+    return "UNIQUE constraint failed" in text or "FOREIGN KEY constraint failed" in text or "locked" in text
+
+
+def _servers_upsert(records: list[ServerRecord], *, source: str) -> list[UpsertResult]:
     now = timezone.now()
-    with transaction.atomic():
-        matching = Server.objects.filter(fqdn__in=[r.fqdn for r in records])
-        stored = {row["fqdn"]: row for row in matching.values(*STORED_FIELDS)}
-        ids = matching.values("pk")  # a subquery: the FQDNs are sent once
-        org_names = dict(Organisation.objects.filter(servers__in=ids).distinct().values_list("pk", "name"))
-        memberships = {
-            server_id: (name, kind, is_active)
-            for server_id, name, kind, is_active in ClusterMember.objects.filter(server_id__in=ids).values_list(
-                "server_id", "cluster__name", "cluster__kind", "is_active"
-            )
-        }
-        current_tags: dict[int, list[str]] = {}
-        links = Server.tags.through.objects.filter(server_id__in=ids)
-        for server_id, name in links.values_list("server_id", "tag__name").order_by("server_id", "tag__name"):
-            current_tags.setdefault(server_id, []).append(name)
-        organisations = _organisations_ensure(records, stored, org_names)
-        org_names |= {org.pk: name for name, org in organisations.items()}
-        sites = _sites_ensure(records, stored, organisations, org_names)
-        results, to_create, to_update, tag_changes, cluster_changes = [], [], [], [], []
-        servers: dict[str, Server] = {}
-        for index, record in enumerate(records):
-            row = stored.get(record.fqdn)
-            if row is None:
-                organisation = organisations[_organisation_name(record, None, org_names)]
-                server = Server(fqdn=record.fqdn, name=record.fqdn.split(".")[0], build_source="manual",
-                                organisation_id=organisation.pk)  # fmt: skip
-                row = {name: getattr(server, name) for name in STORED_FIELDS}
-            else:
-                server = None
+    # 1. Read without locks what is stored, to find the servers that may change. Unchanged ones are neither locked
+    #    nor written: the second sync of the same payload takes no lock.
+    seen = _server_rows([r.fqdn for r in records])
+    seen_query = Server.objects.filter(fqdn__in=[r.fqdn for r in records]).values("pk")  # the FQDNs are sent once
+    tags, memberships = _server_links(seen_query)
+    org_names = dict(Organisation.objects.filter(servers__in=seen_query).distinct().values_list("pk", "name"))
+    # 2. The rows servers refer to, each kind created with ON CONFLICT DO NOTHING in key order, before any server is
+    #    locked: every writer takes its locks in the same order (organisations, sites, tags, clusters, new servers,
+    #    stored servers by primary key, the feed), so concurrent syncs wait for each other but never deadlock.
+    organisations = _organisations_ensure(records, seen, org_names)
+    org_names |= {org.pk: name for name, org in organisations.items()}
+    sites = _sites_ensure(records, seen, organisations, org_names)
+    new = [record for record in records if record.fqdn not in seen]
+    maybe = [
+        record
+        for record in records
+        if record.fqdn in seen
+        and _differs(seen[record.fqdn], record, tags, memberships, organisations, sites, org_names)
+    ]
+    tag_ids = _tags_ensure([*new, *maybe])
+    clusters = _clusters_ensure([*new, *maybe], seen, organisations, org_names)
+    # 3. New servers; those another writer created meanwhile are compared as stored ones below.
+    created = _servers_insert(new, organisations, sites, org_names, source=source, now=now)
+    # 4. Lock and read again the servers that may change.
+    locked = _server_rows([r.fqdn for r in [*maybe, *new] if r.fqdn not in created], lock=True)
+    if len(locked) < len(maybe) + len(new) - len(created):
+        raise _Collided("a server was deleted while the sync ran")
+    locked_query = Server.objects.filter(pk__in=[row["id"] for row in locked.values()]).values("pk")
+    fresh_tags, fresh_memberships = _server_links(locked_query) if locked else ({}, {})
+    org_names |= _organisation_names_missing(locked.values(), org_names)
+    sites |= _sites_ensure([r for r in maybe + new if r.fqdn in locked], locked, organisations, org_names)
+    clusters |= _clusters_ensure([r for r in maybe + new if r.fqdn in locked], locked, organisations, org_names)
+    site_names = {site.pk: site.name for site in sites.values()}
+
+    results, updates, tag_writes, member_writes, feed = [], {}, [], [], []
+    for index, record in enumerate(records):
+        if record.fqdn in created:
+            row, server_tags, membership = created[record.fqdn], [], None
+            changed, action = sorted(record.provided), "created"
+        elif record.fqdn in locked:
+            row, server_tags = locked[record.fqdn], fresh_tags.get(locked[record.fqdn]["id"], [])
+            membership = fresh_memberships.get(row["id"])
             changes = _changes(row, record, organisations, sites, org_names)
             changed = sorted({PUBLIC_NAMES.get(name, name) for name in changes})
-            if "tags" in record.provided and record.get("tags") != current_tags.get(row["id"], []):
+            if "tags" in record.provided and record.get("tags") != server_tags:
                 changed.append("tags")
-            if "cluster" in record.provided and _cluster_differs(memberships.get(row["id"]), record):
+            if "cluster" in record.provided and _cluster_differs(membership, record):
                 changed.append("cluster")
-            if server is None and changed:
-                server = Server(**row)
-            if server is not None:
-                for name, value in changes.items():
-                    setattr(server, name, value)
-                server.sync_source, server.last_updated = source, now
-                servers[record.fqdn] = server
-            if "tags" in changed:
-                tag_changes.append((record.fqdn, record.get("tags")))
-            if "cluster" in changed:
-                cluster_changes.append((record.fqdn, record))
-            if row["id"] is None:
-                to_create.append(server)
-                results.append(UpsertResult(index, record.fqdn, "created", sorted(record.provided)))
-            elif changed:
-                to_update.append(server)
-                results.append(UpsertResult(index, record.fqdn, "updated", changed, row["id"]))
-            else:
-                results.append(UpsertResult(index, record.fqdn, "unchanged", [], row["id"]))
-        _servers_insert(to_create, now)
-        Server.objects.bulk_update(
-            to_update,
-            [*SIMPLE_FIELDS, "organisation", "site", "build_major", "build_minor", "build_number", "build_revision",
-             "sync_source", "last_updated"],
-            batch_size=BATCH,
-        )  # fmt: skip
-        for result in results:
-            if result.server_id is None:
-                result.server_id = servers[result.fqdn].pk
-        _tags_write([(servers[fqdn], tags) for fqdn, tags in tag_changes])
-        _clusters_write([(servers[fqdn], record) for fqdn, record in cluster_changes])
-        changes_record(
-            ("server", r.server_id, r.fqdn, r.action, {"changed": r.changed, "source": source})
-            for r in results
-            if r.action != "unchanged"
-        )
-        if dry_run:
-            transaction.set_rollback(True)
+            action = "updated" if changed else "unchanged"
+            if changes:
+                row = row | changes
+                updates.setdefault(tuple(sorted(changes)), []).append(row)
+        else:
+            results.append(UpsertResult(index, record.fqdn, "unchanged", [], seen[record.fqdn]["id"]))
+            continue
+        if "tags" in record.provided and (action == "created" or "tags" in changed):
+            server_tags = record.get("tags")
+            tag_writes.append((row["id"], [tag_ids[name] for name in server_tags]))
+        if "cluster" in record.provided and (action == "created" or "cluster" in changed):
+            membership = _membership_wanted(record)
+            cluster_id = clusters[(row["organisation_id"], membership[0])].pk if membership else None
+            member_writes.append((row["id"], cluster_id, bool(membership and membership[2])))
+        results.append(UpsertResult(index, record.fqdn, action, changed, row["id"]))
+        if action != "unchanged":
+            values = _public_values(row, server_tags, membership, org_names, site_names)
+            if action == "updated":
+                values = {name: values[name] for name in changed for name in (name, *FEED_WITH.get(name, ()))}
+            feed.append(("server", row["id"], record.fqdn, action, {"changed": changed, "values": values,
+                                                                   "source": source}))  # fmt: skip
+    # 5. Write what changed: per set of changed columns, those columns only.
+    for columns, rows in updates.items():
+        names = (*columns, "sync_source", "last_updated")
+        stamped = [row | {"sync_source": source, "last_updated": now} for row in rows]
+        rows_update(Server, names, [_db_row(row, ("id", *names)) for row in stamped])
+    _tags_write(tag_writes)
+    _memberships_write(member_writes)
+    changes_record(feed)
     return results
 
 
-def _servers_insert(servers: list[Server], now) -> None:
-    """Insert new servers through the database's bulk path (COPY on PostgreSQL), then read their ids back by FQDN:
-    bulk_create spent most of a 10,000-item sync preparing values field by field."""
-    if not servers:
-        return
+def _server_rows(fqdns: list[str], *, lock: bool = False) -> dict[str, dict]:
+    """Stored servers as plain rows by FQDN; locked (FOR NO KEY UPDATE, in primary-key order) when asked.
+
+    NO KEY: a lock that still lets other transactions insert rows referring to the server (results, memberships).
+    """
+    if not fqdns:
+        return {}
+    queryset = Server.objects.filter(fqdn__in=fqdns)
+    if lock:
+        queryset = queryset.order_by("pk").select_for_update(no_key=True)
+    return {row["fqdn"]: row for row in queryset.values(*STORED_FIELDS)}
+
+
+def _server_links(ids) -> tuple[dict[int, list[str]], dict[int, tuple[str, str, bool]]]:
+    """Tags (sorted names) and cluster membership (name, kind, is_active) of the servers whose ids are given."""
+    tags: dict[int, list[str]] = {}
+    links = Server.tags.through.objects.filter(server_id__in=ids)
+    for server_id, name in links.values_list("server_id", "tag__name").order_by("server_id", "tag__name"):
+        tags.setdefault(server_id, []).append(name)
+    memberships = {
+        server_id: (name, kind, is_active)
+        for server_id, name, kind, is_active in ClusterMember.objects.filter(server_id__in=ids).values_list(
+            "server_id", "cluster__name", "cluster__kind", "is_active"
+        )
+    }
+    return tags, memberships
+
+
+def _organisation_names_missing(rows, org_names: dict[int, str]) -> dict[int, str]:
+    """Names of organisations that locked rows refer to and the first read did not see (moved meanwhile)."""
+    missing = {row["organisation_id"] for row in rows} - org_names.keys()
+    return dict(Organisation.objects.filter(pk__in=missing).values_list("pk", "name")) if missing else {}
+
+
+def _differs(row, record, tags, memberships, organisations, sites, org_names) -> bool:
+    if _changes(row, record, organisations, sites, org_names):
+        return True
+    if "tags" in record.provided and record.get("tags") != tags.get(row["id"], []):
+        return True
+    return "cluster" in record.provided and _cluster_differs(memberships.get(row["id"]), record)
+
+
+def _servers_insert(records, organisations, sites, org_names, *, source: str, now) -> dict[str, dict]:
+    """Insert the new servers (ON CONFLICT DO NOTHING, in FQDN order): {fqdn: row} of those this call created."""
+    if not records:
+        return {}
     fields = [column for column in Server._meta.concrete_fields if not column.primary_key]
-    rows = []
-    for server in servers:
-        server.created = now
-        row = []
-        for column in fields:
-            value = getattr(server, column.attname)
-            if isinstance(column, models.JSONField):
-                value = json.dumps(value)
-            elif isinstance(column, models.DateTimeField):
-                value = connection.ops.adapt_datetimefield_value(value)
-            row.append(value)
-        rows.append(tuple(row))
-    rows_insert(Server, [column.column for column in fields], rows)
-    ids = dict(Server.objects.filter(fqdn__in=[server.fqdn for server in servers]).values_list("fqdn", "pk"))
-    for server in servers:
-        server.pk = ids[server.fqdn]
-        server._state.adding = False
+    rows, servers = [], {}
+    for record in sorted(records, key=lambda r: r.fqdn):
+        organisation = organisations[_organisation_name(record, None, org_names)]
+        server = Server(fqdn=record.fqdn, name=record.fqdn.split(".")[0], build_source="manual",
+                        organisation_id=organisation.pk, sync_source=source, created=now, last_updated=now)  # fmt: skip
+        row = {name: getattr(server, name) for name in STORED_FIELDS}
+        for name, value in _changes(row, record, organisations, sites, org_names).items():
+            setattr(server, name, value)
+        servers[record.fqdn] = server
+        rows.append(_db_row({column.attname: getattr(server, column.attname) for column in fields},
+                            [column.attname for column in fields]))  # fmt: skip
+    ids = rows_insert_new(Server, [column.column for column in fields], rows, key="fqdn")
+    return {
+        fqdn: {name: getattr(servers[fqdn], name) for name in STORED_FIELDS} | {"id": pk} for fqdn, pk in ids.items()
+    }
 
 
-BUILD_PARTS = ("build_major", "build_minor", "build_number", "build_revision")
-STORED_FIELDS = ("id", "fqdn", "organisation_id", "site_id", *SIMPLE_FIELDS, *BUILD_PARTS)
-# Column names as a caller knows them in `changed`.
-PUBLIC_NAMES = {
-    "organisation_id": "organisation",
-    "site_id": "site",
-    "reported_build": "build",
-    "build_source": "build",
-}
-PUBLIC_NAMES |= dict.fromkeys(BUILD_PARTS, "build")
+def _db_row(values: dict, names) -> tuple:
+    """Values as the database driver takes them (JSON as text, datetimes adapted for SQLite)."""
+    row = []
+    for name in names:
+        value = values[name]
+        if isinstance(value, dict | list):
+            value = json.dumps(value)
+        elif isinstance(value, datetime):
+            value = connection.ops.adapt_datetimefield_value(value)
+        row.append(value)
+    return tuple(row)
 
 
 def _changes(row: dict, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> dict[str, object]:
@@ -176,10 +280,37 @@ def _changes(row: dict, record: ServerRecord, organisations, sites, org_names: d
         if organisation_id != row["organisation_id"]:
             changes["organisation_id"] = organisation_id
     if "site" in values:
-        site = sites.get((org_names[organisation_id], str(values["site"]))) if values["site"] else None
+        site = sites[(org_names[organisation_id], str(values["site"]))] if values["site"] else None
         if row["site_id"] != (site.pk if site else None):
             changes["site_id"] = site.pk if site else None
     return changes
+
+
+def _public_values(row: dict, tags: list[str], membership, org_names: dict[int, str], site_names: dict[int, str]):
+    """The server's fields as the API shows them, for the change feed: replaying the feed gives what is stored."""
+    parts = [row[name] for name in BUILD_PARTS]
+    last_reported = row["last_reported"]
+    return {
+        "name": row["name"],
+        "organisation": org_names[row["organisation_id"]],
+        "site": site_names.get(row["site_id"]) if row["site_id"] else None,
+        "roles": [role for role in row["roles"].split(",") if role],
+        "edition": row["edition"],
+        "build": row["reported_build"],
+        "build_source": row["build_source"],
+        "build_short": ".".join(map(str, parts)) if None not in parts else None,
+        "os_name": row["os_name"],
+        "dotnet_version": row["dotnet_version"],
+        "prerequisites": row["prerequisites"],
+        "is_forefront_installed": row["is_forefront_installed"],
+        "environment": row["environment"],
+        "tags": list(tags),
+        "owner": row["owner"],
+        "last_reported": last_reported.isoformat().replace("+00:00", "Z") if last_reported else None,
+        "cluster": {"name": membership[0], "kind": membership[1], "role": "active" if membership[2] else "passive"}
+        if membership
+        else None,
+    }
 
 
 def _organisation_name(record: ServerRecord, row: dict | None, org_names: dict[int, str]) -> str:
@@ -195,15 +326,18 @@ def _organisations_ensure(
 ) -> dict[str, Organisation]:
     names = {_organisation_name(r, stored.get(r.fqdn), org_names) for r in records}
     found = {org.name: org for org in Organisation.objects.filter(name__in=names)}
-    missing = [Organisation(name=name) for name in sorted(names - found.keys())]
-    Organisation.objects.bulk_create(missing)
-    return found | {org.name: org for org in Organisation.objects.filter(name__in=[o.name for o in missing])}
+    missing = sorted(names - found.keys())
+    if missing:
+        Organisation.objects.bulk_create([Organisation(name=name) for name in missing], ignore_conflicts=True)
+        found |= {org.name: org for org in Organisation.objects.filter(name__in=missing)}
+    return found
 
 
 def _sites_ensure(
     records: list[ServerRecord], stored: dict[str, dict], organisations: dict[str, Organisation],
     org_names: dict[int, str],
 ) -> dict[tuple[str, str], Site]:  # fmt: skip
+    """Sites by (organisation name, site name), created where missing; Internet-facing flags stated are set."""
     wanted: dict[tuple[str, str], bool | None] = {}
     for record in records:
         if record.get("site"):
@@ -212,98 +346,107 @@ def _sites_ensure(
             wanted[key] = flag if flag is not None else wanted.get(key)
     if not wanted:
         return {}
-    org_ids = {organisations[org].pk for org, _ in wanted}
-    found = {
-        (site.organisation.name, site.name): site
-        for site in Site.objects.filter(
-            organisation_id__in=org_ids, name__in=[name for _, name in wanted]
-        ).select_related("organisation")
-    }
-    to_create = [
-        Site(organisation=organisations[org], name=name, is_internet_facing=bool(flag))
-        for (org, name), flag in wanted.items()
-        if (org, name) not in found
-    ]
-    Site.objects.bulk_create(to_create)
-    to_update = []
-    for key, flag in wanted.items():
-        site = found.get(key)
-        if site is not None and flag is not None and site.is_internet_facing != flag:
-            site.is_internet_facing = flag
-            to_update.append(site)
-    Site.objects.bulk_update(to_update, ["is_internet_facing"])
-    if to_create:
-        found |= {
-            (site.organisation.name, site.name): site
-            for site in Site.objects.filter(pk__in=[s.pk for s in to_create]).select_related("organisation")
-        }
-    return found
+    organisation_ids = {org: organisations[org].pk for org, _ in wanted}
+
+    def read() -> dict[tuple[str, str], Site]:
+        queryset = Site.objects.filter(organisation_id__in=organisation_ids.values(), name__in=[n for _, n in wanted])
+        return {(org_names[site.organisation_id], site.name): site for site in queryset}
+
+    found = read()
+    missing = sorted(key for key in wanted if key not in found)
+    if missing:
+        Site.objects.bulk_create(
+            [Site(organisation_id=organisation_ids[org], name=name, is_internet_facing=bool(wanted[(org, name)]))
+             for org, name in missing], ignore_conflicts=True,
+        )  # fmt: skip
+        found = read()
+    stale = {key: flag for key, flag in wanted.items() if flag is not None and found[key].is_internet_facing != flag}
+    for flag in (True, False):
+        ids = [found[key].pk for key, wanted_flag in stale.items() if wanted_flag is flag]
+        if ids:
+            list(Site.objects.filter(pk__in=ids).order_by("pk").select_for_update(no_key=True).values_list("pk"))
+            Site.objects.filter(pk__in=ids).update(is_internet_facing=flag)
+            for key, wanted_flag in stale.items():
+                if wanted_flag is flag:
+                    found[key].is_internet_facing = flag
+    return {key: found[key] for key in wanted}
+
+
+def _tags_ensure(records: list[ServerRecord]) -> dict[str, int]:
+    names = sorted({name for record in records if "tags" in record.provided for name in record.get("tags")})
+    if not names:
+        return {}
+    Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
+    return dict(Tag.objects.filter(name__in=names).values_list("name", "pk"))
+
+
+def _membership_wanted(record: ServerRecord) -> tuple[str, str, bool] | None:
+    name = record.get("cluster") or ""
+    return (name, record.get("cluster_kind"), record.get("cluster_role") == "active") if name else None
 
 
 def _cluster_differs(membership: tuple | None, record: ServerRecord) -> bool:
     """membership: (cluster name, kind, is_active) as stored, or None."""
-    wanted = record.get("cluster") or ""
+    return membership != _membership_wanted(record)
+
+
+def _clusters_ensure(
+    records: list[ServerRecord], stored: dict[str, dict], organisations: dict[str, Organisation],
+    org_names: dict[int, str],
+) -> dict[tuple[int, str], Cluster]:  # fmt: skip
+    """Clusters by (organisation id, name) that the records name, created where missing, with the kind stated."""
+    wanted = {}
+    for record in records:
+        if "cluster" in record.provided and record.get("cluster"):
+            organisation = organisations.get(_organisation_name(record, stored.get(record.fqdn), org_names))
+            if organisation is None:  # a stored server whose organisation moved meanwhile: the locked pass has it
+                continue
+            wanted[(organisation.pk, record.get("cluster"))] = record.get("cluster_kind")
     if not wanted:
-        return membership is not None
-    return membership != (wanted, record.get("cluster_kind"), record.get("cluster_role") == "active")
+        return {}
 
-
-def _tags_write(changes: list[tuple[Server, list[str]]]) -> None:
-    if not changes:
-        return
-    names = {name for _, tags in changes for name in tags}
-    Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
-    tags = dict(Tag.objects.filter(name__in=names).values_list("name", "pk"))
-    through = Server.tags.through
-    through.objects.filter(server_id__in=[server.pk for server, _ in changes]).delete()
-    rows_insert(
-        through, ("server_id", "tag_id"), [(server.pk, tags[name]) for server, wanted in changes for name in wanted]
-    )
-
-
-def _clusters_write(changes: list[tuple[Server, ServerRecord]]) -> None:
-    """Memberships of the changed servers, in a fixed number of queries whatever their count."""
-    if not changes:
-        return
-    ClusterMember.objects.filter(server_id__in=[server.pk for server, _ in changes]).delete()
-    wanted = {
-        (server.organisation_id, record.get("cluster")): record.get("cluster_kind")
-        for server, record in changes
-        if record.get("cluster")
-    }
-    if not wanted:
-        return
-    found = {
-        (cluster.organisation_id, cluster.name): cluster
-        for cluster in Cluster.objects.filter(
+    def read() -> dict[tuple[int, str], Cluster]:
+        queryset = Cluster.objects.filter(
             organisation_id__in={org for org, _ in wanted}, name__in={name for _, name in wanted}
         )
-    }
-    Cluster.objects.bulk_create(
-        [
-            Cluster(organisation_id=org, name=name, kind=kind)
-            for (org, name), kind in wanted.items()
-            if (org, name) not in found
-        ]
-    )
-    stale = [c for key, c in found.items() if c.kind != wanted.get(key, c.kind)]
-    for cluster in stale:
-        cluster.kind = wanted[(cluster.organisation_id, cluster.name)]
-    Cluster.objects.bulk_update(stale, ["kind"])
-    ids = dict(
-        ((org, name), pk)
-        for org, name, pk in Cluster.objects.filter(
-            organisation_id__in={org for org, _ in wanted}, name__in={name for _, name in wanted}
-        ).values_list("organisation_id", "name", "pk")
-    )
+        return {(cluster.organisation_id, cluster.name): cluster for cluster in queryset}
+
+    found = read()
+    missing = sorted(key for key in wanted if key not in found)
+    if missing:
+        Cluster.objects.bulk_create(
+            [Cluster(organisation_id=org, name=name, kind=wanted[(org, name)]) for org, name in missing],
+            ignore_conflicts=True,
+        )
+        found = read()
+    stale = sorted((found[key].pk, kind) for key, kind in wanted.items() if found[key].kind != kind)
+    if stale:
+        list(Cluster.objects.filter(pk__in=[pk for pk, _ in stale]).order_by("pk").select_for_update(no_key=True).values_list("pk"))  # fmt: skip
+        for kind in {kind for _, kind in stale}:
+            Cluster.objects.filter(pk__in=[pk for pk, k in stale if k == kind]).update(kind=kind)
+        for key, kind in wanted.items():
+            found[key].kind = kind
+    return {key: found[key] for key in wanted}
+
+
+def _tags_write(changes: list[tuple[int, list[int]]]) -> None:
+    """Replace the tags of servers this transaction has locked (or created)."""
+    if not changes:
+        return
+    through = Server.tags.through
+    through.objects.filter(server_id__in=[server_id for server_id, _ in changes]).delete()
+    rows_insert(through, ("server_id", "tag_id"), [(server_id, tag) for server_id, tags in changes for tag in tags])
+
+
+def _memberships_write(changes: list[tuple[int, int | None, bool]]) -> None:
+    """(server id, cluster id or None, is active) for servers this transaction has locked (or created)."""
+    if not changes:
+        return
+    ClusterMember.objects.filter(server_id__in=[server_id for server_id, _, _ in changes]).delete()
     rows_insert(
         ClusterMember,
         ("cluster_id", "server_id", "is_active"),
-        [
-            (ids[(server.organisation_id, record.get("cluster"))], server.pk, record.get("cluster_role") == "active")
-            for server, record in changes
-            if record.get("cluster")
-        ],
+        [(cluster_id, server_id, is_active) for server_id, cluster_id, is_active in changes if cluster_id],
     )
 
 
@@ -312,13 +455,41 @@ def _clusters_write(changes: list[tuple[Server, ServerRecord]]) -> None:
 # above, stays importable from here).
 
 
-# -- single-object writes (API) ---------------------------------------------------------------------
+# -- single-object writes (API, admin) --------------------------------------------------------------
+
+
+class SiteInUse(Exception):
+    """The site still has servers; the message names it."""
 
 
 def server_delete(server: Server) -> None:
+    server_delete_many([server.pk])
+
+
+def server_delete_many(server_ids: list[int]) -> int:
+    """Delete servers, with a tombstone in the feed for each and for each of their waivers (deleted with them)."""
     with transaction.atomic():
-        changes_record([("server", server.pk, server.fqdn, "deleted", None)])
-        server.delete()
+        servers = list(
+            Server.objects.filter(pk__in=server_ids).order_by("pk").select_for_update().values_list("pk", "fqdn")
+        )
+        waivers = Waiver.objects.filter(server_id__in=[pk for pk, _ in servers])
+        changes_record([*_waiver_tombstones(waivers), *(("server", pk, fqdn, "deleted", None) for pk, fqdn in servers)])
+        Server.objects.filter(pk__in=[pk for pk, _ in servers]).delete()
+    return len(servers)
+
+
+def site_delete(site: Site) -> None:
+    """Delete a site that has no servers (SiteInUse otherwise), with tombstones for its waivers."""
+    with transaction.atomic():
+        locked = Site.objects.select_for_update().get(pk=site.pk)
+        if Server.objects.filter(site_id=locked.pk).exists():
+            raise SiteInUse(f"{locked.name} still has servers; move or delete them first")
+        changes_record(_waiver_tombstones(Waiver.objects.filter(site_id=locked.pk)))
+        locked.delete()
+
+
+def _waiver_tombstones(waivers) -> list[tuple]:
+    return [("waiver", pk, str(pk), "deleted", None) for pk in waivers.order_by("pk").values_list("pk", flat=True)]
 
 
 def waiver_save(waiver, *, is_new: bool) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -14,6 +12,7 @@ from django_filters.views import FilterView
 from django_tables2 import RequestConfig, SingleTableMixin
 from django_tables2.export import ExportMixin, TableExport
 
+from exchangepatch.access import PortalAccessMixin, portal_view
 from exchangepatch.forms import InvalidFilterAnswers400
 from exchangepatch.paging import InvalidPageError, KeysetPaginator
 from inventory.filters import ServerListFilter
@@ -43,7 +42,7 @@ def text_download(body: str, export: str, name: str) -> HttpResponse:
     return response
 
 
-class ServerListView(LoginRequiredMixin, InvalidFilterAnswers400, ExportMixin, SingleTableMixin, FilterView):
+class ServerListView(PortalAccessMixin, InvalidFilterAnswers400, ExportMixin, SingleTableMixin, FilterView):
     """Filters and search over every server with its latest verdict; keyset pages; `?_export=csv` exports all."""
 
     table_class = ServerTable
@@ -81,7 +80,7 @@ class ServerListView(LoginRequiredMixin, InvalidFilterAnswers400, ExportMixin, S
         return context
 
 
-@login_required
+@portal_view
 def server_page(request, fqdn: str):
     detail = server_detail(fqdn)
     if detail is None:
@@ -101,7 +100,7 @@ def server_page(request, fqdn: str):
     return render(request, "inventory/server_detail.html", context, status=400 if plan_error and target else 200)
 
 
-@login_required
+@portal_view
 def who_lacks(request):
     """A KB of a fix or of an update: the servers lacking it, those excepted, and those where it cannot be told."""
     text = request.GET.get("kb", "").strip()
@@ -166,7 +165,7 @@ def _fix_rows(fqdns: list[str], results: dict, why: str | None) -> list[dict]:
     return rows
 
 
-@login_required
+@portal_view
 def rollout(request):
     """The planner's waves for a site or the estate; printable; `?export=markdown|csv` as the rollout command."""
     site = request.GET.get("site", "").strip() or None
@@ -186,7 +185,7 @@ def rollout(request):
 COEXISTENCE_VERSIONS = ("2010", "2013", "2016", "2019", "SE")
 
 
-@login_required
+@portal_view
 def coexistence(request):
     """Pick a version to introduce: the blockers, each with the plan that clears it."""
     introduce = request.GET.get("introduce", "").strip().upper()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.contrib.auth.decorators import login_required
-from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db.models import F
 from django.http import Http404
 from django.shortcuts import render
@@ -12,6 +10,7 @@ from django_filters.views import FilterView
 from django_tables2 import SingleTableMixin, SingleTableView
 from django_tables2.export import ExportMixin
 
+from exchangepatch.access import PortalAccessMixin, portal_view
 from exchangepatch.forms import InvalidFilterAnswers400, PortalFilterSet
 from inventory.selectors import scan_latest, updates_needed_counts
 from kb.choices import UpdateKind
@@ -33,7 +32,7 @@ class UpdateFilter(PortalFilterSet, django_filters.FilterSet):
         fields = ()
 
 
-class CatalogPage(LoginRequiredMixin, ExportMixin, SingleTableMixin):
+class CatalogPage(PortalAccessMixin, ExportMixin, SingleTableMixin):
     """A catalog list: a django-tables2 table, 100 rows a page, `?_export=csv` for all of it."""
 
     table_pagination = {"per_page": 100}
@@ -82,7 +81,7 @@ class SourceListView(CatalogPage, SingleTableView):
         return super().get_context_data(**kwargs) | {"age": catalog_age(catalog_sources(), on=today())}
 
 
-@login_required
+@portal_view
 def update_page(request, kb: str):
     """Every catalog row with this KB, its fix list and conflicts, and how many servers need it."""
     try:

@@ -26,6 +26,15 @@ SUPPORT = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _throttle_counters_cleared():
+    """The API's throttles count in the cache (local memory in tests): each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture(scope="session")
 def snapshot() -> dict:
     return json.loads(SNAPSHOT.read_text(encoding="utf-8"))
@@ -99,3 +108,17 @@ def http_server():
     server = LocalHttpServer()
     yield server
     server.close()
+
+
+def portal_reader_create(username: str, password: str):
+    """An account that may read the portal and the API (the view permissions the portal asks for), not staff."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    from exchangepatch.access import PORTAL_PERMISSIONS
+
+    user = get_user_model().objects.create_user(username, password=password)
+    for permission in PORTAL_PERMISSIONS:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    return user

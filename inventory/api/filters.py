@@ -6,6 +6,7 @@ import django_filters
 from django.db.models import Q
 from rest_framework.exceptions import ValidationError
 
+from exchangepatch.filters import StrictFilterSet
 from inventory.models import Server, Waiver
 from kb.engine.builds import PRODUCTS
 from kb.models import Level
@@ -44,7 +45,7 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
         return super().filter(queryset, value)
 
 
-class ServerFilter(django_filters.FilterSet):
+class ServerFilter(StrictFilterSet):
     fqdn = django_filters.CharFilter(field_name="fqdn", lookup_expr="iexact")
     site = django_filters.CharFilter(field_name="site__name")
     role = django_filters.ChoiceFilter(
@@ -96,7 +97,7 @@ def _level_after(level) -> Q:
     )
 
 
-class WaiverFilter(django_filters.FilterSet):
+class WaiverFilter(StrictFilterSet):
     expires_at__gte = UtcDateTimeFilter(field_name="expires_at", lookup_expr="gte")
     expires_at__lte = UtcDateTimeFilter(field_name="expires_at", lookup_expr="lte")
 

@@ -1,10 +1,16 @@
 """Inventory API serializers (explicit fields). Server writes are validated by inventory.records, like sync."""
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from exchangepatch.api import StrictModelSerializer, StrictPrimaryKeyRelatedField, StrictSlugRelatedField
+from inventory.choices import BuildSource, ClusterKind
 from inventory.models import Change, Cluster, ClusterMember, Organisation, ScanRun, Server, Site, Waiver
+from inventory.records import MAX_LENGTHS, PREREQUISITE_MAX_LENGTH
 from kb.engine.catalog import InvalidKBError, normalize_kb
+
+MAX_SYNC_ITEMS = 10_000
 
 
 class ClusterRefSerializer(serializers.Serializer):
@@ -56,34 +62,103 @@ class ServerSerializer(serializers.ModelSerializer):
         }
 
 
-class ServerWriteSerializer(serializers.Serializer):
-    """Documents the writable fields; validation itself is inventory.records.server_record_from_mapping."""
+# Patterns the schema states for what inventory.records accepts. Surrounding white space is stripped (Python strips
+# \x1c-\x1f as well, which JSON Schema's \s does not name); the FQDN is read case-insensitively, trailing dots dropped.
+_SPACE = r"[\s\x1c-\x1f]*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+FQDN_PATTERN = rf"^{_SPACE}{_LABEL}(?:\.{_LABEL})+\.*{_SPACE}$"
+DOTNET_PATTERN = rf"^{_SPACE}(?:[0-9]+(?:\.[0-9]+){{1,3}})?{_SPACE}$"
 
-    fqdn = serializers.CharField()
-    name = serializers.CharField(required=False)
-    organisation = serializers.CharField(required=False)
-    site = serializers.CharField(required=False, allow_blank=True)
+
+def _text(name: str, **options) -> serializers.CharField:
+    return serializers.CharField(max_length=MAX_LENGTHS[name], required=False, allow_blank=True, **options)
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "array", "items": {"type": "string", "maxLength": MAX_LENGTHS["roles"]}},
+               {"type": "string", "maxLength": MAX_LENGTHS["roles"]}],
+     "description": "A list, or a comma- or semicolon-separated text; names as Get-ExchangeServer gives them"}
+)  # fmt: skip
+class RolesField(serializers.Field):
+    pass
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "array", "items": {"type": "string", "maxLength": MAX_LENGTHS["tags"]}}, {"type": "string"}],
+     "description": "A list, or a comma- or semicolon-separated text"}
+)  # fmt: skip
+class TagsField(serializers.Field):
+    pass
+
+
+class PrerequisitesSerializer(serializers.Serializer):
+    filter_pack = serializers.CharField(
+        max_length=PREREQUISITE_MAX_LENGTH, required=False, allow_blank=True, allow_null=True
+    )
+    ucma = serializers.CharField(max_length=PREREQUISITE_MAX_LENGTH, required=False, allow_blank=True, allow_null=True)
+    vcredist_2012 = serializers.CharField(
+        max_length=PREREQUISITE_MAX_LENGTH, required=False, allow_blank=True, allow_null=True
+    )
+    vcredist_2013 = serializers.CharField(
+        max_length=PREREQUISITE_MAX_LENGTH, required=False, allow_blank=True, allow_null=True
+    )
+    url_rewrite = serializers.CharField(
+        max_length=PREREQUISITE_MAX_LENGTH, required=False, allow_blank=True, allow_null=True
+    )
+
+
+class ServerUpdateSerializer(serializers.Serializer):
+    """Documents the writable fields; validation itself is inventory.records.server_record_from_mapping. Each limit
+    is the length of the column the value is stored in."""
+
+    name = _text("name")
+    organisation = _text("organisation", help_text="Default for a new server: the FQDN's domain part")
+    site = _text("site", help_text="Empty: no site")
     site_is_internet_facing = serializers.BooleanField(required=False)
-    roles = serializers.ListField(child=serializers.CharField(), required=False)
-    edition = serializers.CharField(required=False, allow_blank=True)
-    build = serializers.CharField(required=False, allow_blank=True, help_text="Any form build_info accepts")
-    build_source = serializers.ChoiceField(choices=["exsetup", "admin_display", "manual"], required=False)
-    os_name = serializers.CharField(required=False, allow_blank=True)
-    dotnet_version = serializers.CharField(required=False, allow_blank=True)
-    prerequisites = serializers.DictField(child=serializers.CharField(), required=False)
+    roles = RolesField(required=False)
+    edition = _text("edition")
+    build = _text("build", help_text="Any form build_info accepts; empty: no build")
+    build_source = serializers.ChoiceField(
+        choices=BuildSource.choices,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        help_text="Guessed from the form",
+    )
+    os_name = _text("os_name")
+    dotnet_version = _text("dotnet_version", help_text="e.g. 4.8 or 4.7.2")
+    prerequisites = PrerequisitesSerializer(required=False)
     is_forefront_installed = serializers.BooleanField(required=False)
-    environment = serializers.CharField(required=False, allow_blank=True)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
-    owner = serializers.CharField(required=False, allow_blank=True)
-    last_reported = serializers.DateTimeField(required=False, allow_null=True)
-    cluster = serializers.CharField(required=False, allow_blank=True)
-    cluster_kind = serializers.ChoiceField(choices=["CCR", "SCR", "DAG"], required=False)
-    cluster_role = serializers.ChoiceField(choices=["active", "passive"], required=False)
+    environment = _text("environment")
+    tags = TagsField(required=False)
+    owner = _text("owner")
+    last_reported = serializers.DateTimeField(required=False, allow_null=True, help_text="RFC 3339, with a zone")
+    cluster = _text("cluster", help_text="Empty: in no cluster")
+    cluster_kind = serializers.ChoiceField(
+        choices=ClusterKind.choices, required=False, allow_blank=True, allow_null=True
+    )
+    cluster_role = serializers.ChoiceField(
+        choices=["active", "passive"], required=False, allow_blank=True, allow_null=True
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["dotnet_version"].validators.append(RegexValidator(DOTNET_PATTERN))
+        return fields
+
+
+class ServerWriteSerializer(ServerUpdateSerializer):
+    fqdn = serializers.CharField(max_length=MAX_LENGTHS["fqdn"], help_text="Read case-insensitively; stored lower-case")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["fqdn"].validators.append(RegexValidator(FQDN_PATTERN))
+        return fields
 
 
 class SyncRequestSerializer(serializers.Serializer):
-    source = serializers.CharField(max_length=100)
-    items = ServerWriteSerializer(many=True)
+    source = serializers.CharField(max_length=100, min_length=1)
+    items = serializers.ListField(child=ServerWriteSerializer(), max_length=MAX_SYNC_ITEMS)
 
 
 class SyncResultSerializer(serializers.Serializer):
@@ -101,8 +176,8 @@ class SyncResponseSerializer(serializers.Serializer):
     errors = serializers.DictField(child=serializers.DictField(child=serializers.CharField()))
 
 
-class SiteSerializer(serializers.ModelSerializer):
-    organisation = serializers.SlugRelatedField(slug_field="name", queryset=Organisation.objects.all())
+class SiteSerializer(StrictModelSerializer):
+    organisation = StrictSlugRelatedField(slug_field="name", queryset=Organisation.objects.all())
     server_count = serializers.SerializerMethodField()
 
     class Meta:
@@ -132,11 +207,9 @@ class ClusterSerializer(serializers.ModelSerializer):
         fields = ("id", "organisation", "name", "kind", "members", "created", "last_updated")
 
 
-class WaiverSerializer(serializers.ModelSerializer):
-    server = serializers.SlugRelatedField(
-        slug_field="fqdn", queryset=Server.objects.all(), required=False, allow_null=True
-    )
-    site = serializers.PrimaryKeyRelatedField(queryset=Site.objects.all(), required=False, allow_null=True)
+class WaiverSerializer(StrictModelSerializer):
+    server = StrictSlugRelatedField(slug_field="fqdn", queryset=Server.objects.all(), required=False, allow_null=True)
+    site = StrictPrimaryKeyRelatedField(queryset=Site.objects.all(), required=False, allow_null=True)
     scope = serializers.SerializerMethodField()
 
     class Meta:

@@ -15,6 +15,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from exchangepatch.api import ErrorSerializer, ETagMixin, error_response, etag_for
+from exchangepatch.text import digits, shown
 from inventory.api import serializers
 from inventory.api.filters import ServerFilter, WaiverFilter
 from inventory.choices import ScanTrigger
@@ -30,13 +31,20 @@ from inventory.selectors import (
     scan_latest,
     updates_needed,
 )
-from inventory.services import server_delete, server_upsert_many, waiver_delete, waiver_save
+from inventory.services import (
+    SiteInUse,
+    UpsertConflict,
+    server_delete,
+    server_upsert_many,
+    site_delete,
+    waiver_delete,
+    waiver_save,
+)
 from inventory.tasks import BrokerUnavailableError, scan_launch
 from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.planning import PlanError
 from kb.models import Update
 
-MAX_SYNC_ITEMS = 10_000
 ERRORS = {400: OpenApiResponse(description="invalid input"), 404: OpenApiResponse(description="not found")}
 
 
@@ -73,6 +81,11 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
     serializer_class = serializers.ServerSerializer
     filterset_class = ServerFilter
     lookup_value_regex = r"[^/]+"
+    required_permissions = {
+        "sync": ["inventory.add_server", "inventory.change_server"],
+        "compliance": ["inventory.view_server", "inventory.view_serverresult"],
+        "plan": ["inventory.view_server"],
+    }
 
     def get_queryset(self):
         return server_queryset()
@@ -80,7 +93,8 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
     def get_object(self):
         value = self.kwargs[self.lookup_field]
         queryset = self.get_queryset()
-        lookup = {"pk": int(value)} if value.isdigit() else {"fqdn": value.lower().rstrip(".")}
+        number = digits(value)
+        lookup = {"pk": number} if number is not None and number < 2**63 else {"fqdn": value.lower().rstrip(".")}
         server = queryset.filter(**lookup).first()
         if server is None:
             raise NotFound(f"server {value} is not in the inventory")
@@ -93,12 +107,17 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
         record, problems = server_record_from_mapping(request.data)
         if problems:
             return error_response("invalid input", 400, {key: [value] for key, value in problems.items()})
+        exists = error_response(f"server {record.fqdn} already exists: use PUT/PATCH or the sync endpoint", 409)
         if Server.objects.filter(fqdn=record.fqdn).exists():
-            return error_response(f"server {record.fqdn} already exists: use PUT/PATCH or the sync endpoint", 409)
-        result = server_upsert_many([record], source=self._source(request))[0]
+            return exists
+        with transaction.atomic():
+            result = server_upsert_many([record], source=self._source(request))[0]
+            if result.action != "created":  # another writer created it meanwhile: this request changes nothing
+                transaction.set_rollback(True)
+                return exists
         return Response(self.get_serializer(self.get_queryset().get(pk=result.server_id)).data, status=201)
 
-    @extend_schema(request=serializers.ServerWriteSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
+    @extend_schema(request=serializers.ServerUpdateSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
     def update(self, request, *args, **kwargs):
         """PUT and PATCH both change the fields given and leave the others (the CMDB owns what it sends)."""
         if not isinstance(request.data, dict):
@@ -114,13 +133,18 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
             record, problems = server_record_from_mapping(data)
             if problems:
                 return error_response("invalid input", 400, {key: [value] for key, value in problems.items()})
-            server_upsert_many([record], source=self._source(request))
+            try:
+                server_upsert_many([record], source=self._source(request))
+            except UpsertConflict as conflict:
+                return error_response(
+                    str(conflict), 409, {"fqdn": [f"{server.fqdn} is being changed by another writer"]}
+                )
         fresh = self.get_object()
         response = Response(self.get_serializer(fresh).data)
         response["ETag"] = etag_for(fresh)
         return response
 
-    @extend_schema(request=serializers.ServerWriteSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
+    @extend_schema(request=serializers.ServerUpdateSerializer, responses={200: serializers.ServerSerializer, **ERRORS})
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, **kwargs)
 
@@ -168,18 +192,30 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
             problems["source"] = ["required: a text of at most 100 characters naming the CMDB"]
         if not isinstance(items, list):
             problems["items"] = ["required: a list of servers"]
-        elif len(items) > MAX_SYNC_ITEMS:
-            problems["items"] = [f"{len(items)} items is more than the limit of {MAX_SYNC_ITEMS}"]
+        elif len(items) > serializers.MAX_SYNC_ITEMS:
+            problems["items"] = [f"{len(items)} items is more than the limit of {serializers.MAX_SYNC_ITEMS}"]
         if problems:
             return error_response("invalid input", 400, problems)
         records, by_index = records_from_items(enumerate(items))
+        indexes = [index for index, _ in records]
         item_errors = {str(index): problems for index, problems in sorted(by_index.items())}
         if item_errors and atomic:
             return error_response(
                 f"{len(item_errors)} item(s) invalid; nothing was written", 400, {"items": item_errors}
             )
-        results = server_upsert_many([record for _, record in records], source=source.strip(), dry_run=dry_run)
-        indexes = [index for index, _ in records]
+        try:
+            results = server_upsert_many([record for _, record in records], source=source.strip(), dry_run=dry_run)
+        except UpsertConflict as conflict:
+            return error_response(
+                str(conflict),
+                409,
+                {
+                    "items": {
+                        str(indexes[n]): {"fqdn": [f"{fqdn} is being changed by another writer"]}
+                        for n, fqdn in enumerate(conflict.fqdns)
+                    }
+                },
+            )
         counts = Counter(result.action for result in results)
         return Response(
             {
@@ -230,9 +266,10 @@ class SiteViewSet(viewsets.ModelViewSet):
         return Site.objects.select_related("organisation").annotate(server_count=Count("servers"))
 
     def perform_destroy(self, instance):
-        if instance.servers.exists():
-            raise ValidationError({"site": [f"{instance.name} still has servers; move or delete them first"]})
-        instance.delete()
+        try:
+            site_delete(instance)
+        except SiteInUse as error:
+            raise ValidationError({"site": [str(error)]}) from None
 
 
 class ClusterViewSet(viewsets.ReadOnlyModelViewSet):
@@ -305,6 +342,7 @@ class ComplianceSummaryView(GenericAPIView):
     """Counts by state, by product and level, and overdue counts, from the latest scan."""
 
     serializer_class = serializers.SummarySerializer
+    required_permissions = {"GET": ["inventory.view_serverresult"]}
     pagination_class = None
     filter_backends = []
 
@@ -316,6 +354,7 @@ class RolloutView(GenericAPIView):
     """The rollout plan JSON (as `rollout --format json`) for a site or the whole estate."""
 
     serializer_class = serializers.RolloutSerializer
+    required_permissions = {"GET": ["inventory.view_server"]}
     pagination_class = None
     filter_backends = []
 
@@ -334,13 +373,18 @@ class ChangesView(GenericAPIView):
     """Every create, update and delete of servers, waivers and verdicts after a cursor, in commit order."""
 
     serializer_class = serializers.ChangesPageSerializer
+    required_permissions = {"GET": ["inventory.view_change"]}
     pagination_class = None
     filter_backends = []
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.STR, description="the next_cursor of the previous page; 0 to start"),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1–1000, default 500"),
+            OpenApiParameter(
+                "after",
+                {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                description="the next_cursor of the previous page; 0 to start",
+            ),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, description="default 500"),
         ],
         responses={200: serializers.ChangesPageSerializer, **ERRORS},
     )
@@ -348,12 +392,11 @@ class ChangesView(GenericAPIView):
         problems = {}
         after_text = request.query_params.get("after", "0")
         limit_text = request.query_params.get("limit", "500")
-        after = int(after_text) if after_text.isdigit() and len(after_text) < 19 else None
-        limit = int(limit_text) if limit_text.isdigit() and len(limit_text) < 6 else None
-        if after is None:
-            problems["after"] = [f"{after_text!r} is not a cursor (a non-negative integer from next_cursor)"]
+        after, limit = digits(after_text), digits(limit_text)
+        if after is None or len(after_text) > 18:
+            problems["after"] = [f"{shown(after_text)!r} is not a cursor (a non-negative integer from next_cursor)"]
         if limit is None or not 1 <= limit <= 1000:
-            problems["limit"] = [f"{limit_text!r} is not between 1 and 1000"]
+            problems["limit"] = [f"{shown(limit_text)!r} is not between 1 and 1000"]
         if problems:
             return error_response("invalid input", 400, problems)
         rows = list(Change.objects.filter(seq__gt=after).order_by("seq")[: limit + 1])
@@ -371,6 +414,7 @@ class FixMissingView(GenericAPIView):
     """Servers that lack a fix (and those that cannot be told, are excepted, or run another product)."""
 
     serializer_class = serializers.FixMissingSerializer
+    required_permissions = {"GET": ["kb.view_fix", "inventory.view_server"]}
     pagination_class = None
     filter_backends = []
 
@@ -390,6 +434,7 @@ class UpdateNeededByView(GenericAPIView):
     """How many servers (latest scan) miss an update, and which."""
 
     serializer_class = serializers.NeededBySerializer
+    required_permissions = {"GET": ["kb.view_update", "inventory.view_server"]}
     pagination_class = None
     filter_backends = []
 

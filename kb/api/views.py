@@ -9,6 +9,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from exchangepatch.api import error_response
+from exchangepatch.filters import StrictFilterSet
 from kb.api import serializers
 from kb.engine.catalog import InvalidKBError, normalize_kb
 from kb.engine.lookup import build_info
@@ -16,7 +17,7 @@ from kb.models import Fix, Level, Product, Rule, Update
 from kb.selectors import catalog_get, catalog_status, today
 
 
-class UpdateFilter(django_filters.FilterSet):
+class UpdateFilter(StrictFilterSet):
     product = django_filters.CharFilter(field_name="product__key")
     level = django_filters.CharFilter(field_name="level__name")
     kb = django_filters.CharFilter(field_name="kb", method="filter_kb")
@@ -66,6 +67,7 @@ class BuildResolveView(GenericAPIView):
     """Resolve a build in any form `build_info` accepts; the same object as `build_info --json`."""
 
     serializer_class = serializers.BuildInfoSerializer
+    required_permissions = {"GET": ["kb.view_update"]}
     pagination_class = None
     filter_backends = []
 
@@ -89,6 +91,7 @@ class CatalogStatusView(GenericAPIView):
     serializer_class = serializers.CatalogStatusSerializer
     pagination_class = None
     filter_backends = []
+    required_permissions = {"GET": ["kb.view_catalogsource"]}
 
     def get(self, request):
         return Response(serializers.CatalogStatusSerializer(catalog_status()).data)

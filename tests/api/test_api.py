@@ -39,15 +39,15 @@ def test_nothing_is_readable_without_authentication(client, path):
 def test_a_wrong_token_is_refused(client):
     response = client.get("/api/v1/servers/", HTTP_AUTHORIZATION="Token xp_not-a-real-token")
 
-    assert (response.status_code, response.json()) == (401, {"detail": "invalid or revoked token"})
+    assert (response.status_code, response.json()) == (401, {"detail": "invalid, expired or revoked token"})
 
 
 def test_tokens_are_stored_hashed_and_printed_once():
     key = token_for("cmdb")
 
     token = ApiToken.objects.get()
-    assert key.startswith("xp_") and token.prefix == key[:8]
-    assert key not in token.key_hash and len(token.key_hash) == 64
+    assert key.startswith("xp_") and token.token_key == key[:15]
+    assert key not in token.digest and len(token.digest) == 128  # knox: SHA-512
 
 
 def test_read_only_tokens_can_read_but_not_write(read_only_api):
@@ -419,3 +419,29 @@ def test_schema_and_docs_are_served(api):
     paths = json.loads(schema.content)["paths"]
     assert {"/api/v1/servers/sync/", "/api/v1/changes/", "/api/v1/builds/resolve/"} <= set(paths)
     assert api.get("/api/v1/docs/").status_code == 200
+
+
+def test_a_sync_that_keeps_colliding_is_a_409_naming_the_items(api, monkeypatch):
+    """Collisions are retried (tests/integration/test_sync_concurrency.py makes real ones); this one never clears."""
+    from django.db import IntegrityError
+
+    from inventory import services
+
+    attempts = []
+
+    def collide(records, *, source):
+        attempts.append(source)
+        raise IntegrityError("UNIQUE constraint failed: inventory_server.fqdn")
+
+    monkeypatch.setattr(services, "_servers_upsert", collide)
+    response = sync(api, [ITEM, {"fqdn": "edge01.contoso.example"}])
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "2 server(s) were being changed by another writer (UNIQUE constraint failed: inventory_server.fqdn);"
+        " send them again",
+        "errors": {"items": {"0": {"fqdn": ["mbx01.contoso.example is being changed by another writer"]},
+                             "1": {"fqdn": ["edge01.contoso.example is being changed by another writer"]}}},
+    }  # fmt: skip
+    assert len(attempts) == services.ATTEMPTS
+    assert not Server.objects.exists()

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from tests.conftest import portal_reader_create
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 REQUIRED = os.environ.get("EXCHANGEPATCH_REQUIRE_SERVICES") == "1"
@@ -51,12 +53,10 @@ class Server:
 def estate(live_server, transactional_db) -> Server:
     """The invented demo estate, scanned as of its date, and a portal account (invented credentials); the live
     server's address as 127.0.0.1, so that every request the page makes can be checked against it."""
-    from django.contrib.auth import get_user_model
-
     call_command("catalog_load", stdout=io.StringIO())
     call_command("demo_load", stdout=io.StringIO())
     call_command("scan", "--as-of", "2024-06-01", stdout=io.StringIO())
-    get_user_model().objects.create_user(USER, password=PASSWORD)
+    portal_reader_create(USER, PASSWORD)
     return Server(live_server.url.replace("://localhost:", "://127.0.0.1:"))
 
 

@@ -546,12 +546,22 @@ def test_only_what_is_really_malformed_is_rejected_and_nothing_is_written(tmp_pa
 
 
 @pytest.mark.django_db
-def test_a_binary_file_is_named_not_imported(tmp_path):
-    path = tmp_path / "servers.xlsx"
-    path.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)
+@pytest.mark.parametrize(
+    ("_case", "name", "data", "message"),
+    [
+        ("an .xlsx workbook (a ZIP)", "servers.xlsx", b"PK\x03\x04" + bytes(range(256)) * 8,
+         "a spreadsheet workbook, not a CSV file (an .xlsx? save it as CSV)"),
+        ("an old .xls workbook", "servers.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(range(256)) * 8,
+         "a spreadsheet workbook, not a CSV file (an .xlsx? save it as CSV)"),
+        ("random bytes (invented)", "servers.csv", bytes(range(1, 32)) * 64, "binary data, not a CSV file"),
+    ],
+)  # fmt: skip
+def test_a_binary_file_is_named_not_imported(tmp_path, _case, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
 
     with pytest.raises(CommandError) as error:
         run(path)
 
-    assert str(error.value) == f"{path}: binary data, not a CSV file (an .xlsx? save it as CSV)"
+    assert str(error.value) == f"{path}: {message}"
     assert nothing_written()

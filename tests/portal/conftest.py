@@ -4,8 +4,9 @@ size for the query-count tests (real catalog builds; names, sites, clusters and 
 import io
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
+
+from tests.conftest import portal_reader_create
 
 
 @pytest.fixture
@@ -16,8 +17,9 @@ def demo(loaded_catalog):
 
 @pytest.fixture
 def portal(client, db):
-    """A signed-in portal user who is not staff: the portal is for every account, the admin for staff."""
-    user = get_user_model().objects.create_user("operator", password="invented-password-1")
+    """A signed-in portal user who is not staff, with the view permissions the portal asks for (the admin is for
+    staff)."""
+    user = portal_reader_create("operator", "invented-password-1")
     client.force_login(user)
     return client
 

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from inventory.models import Change, ScanRun, Server, Waiver
 from inventory.selectors import compliance_summary, fix_status
 from kb.models import CatalogConflict, CatalogSource, Fix, Update
+from tests.conftest import portal_reader_create
 from tests.portal.conftest import invented_estate
 
 pytestmark = pytest.mark.django_db
@@ -41,14 +42,28 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client, path):
     assert response["Location"].startswith("/login/?next=")
 
 
-def test_login_lands_on_the_dashboard(client, django_user_model):
-    django_user_model.objects.create_user("operator", password="invented-password-1")
+def test_login_lands_on_the_dashboard(client, db):
+    portal_reader_create("operator", "invented-password-1")
 
     wrong = client.post("/login/", {"username": "operator", "password": "wrong"})
     right = client.post("/login/", {"username": "operator", "password": "invented-password-1"})
 
     assert wrong.status_code == 200 and "do not match an account" in wrong.content.decode()
     assert (right.status_code, right["Location"]) == (302, "/")
+
+
+@pytest.mark.parametrize("path", ["/", "/servers/", "/servers/mbx-ex19-01.contoso.example/", "/who-lacks/?kb=KB5037224",
+                                  "/rollout/", "/coexistence/", "/catalog/", "/catalog/sources/"])  # fmt: skip
+def test_an_account_without_view_permissions_gets_a_403_page_not_the_data(client, django_user_model, demo, path):
+    user = django_user_model.objects.create_user("someone", password="invented-password-2")
+    client.force_login(user)
+
+    response = client.get(path)
+
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "ask an administrator for the view permissions" in html
+    assert "mbx-ex19-01.contoso.example" not in html.split("<main", 1)[-1]  # nothing of the estate is shown
 
 
 # -- dashboard -------------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ class Command(BaseCommand):
         rows = parsed.rows
         broken = {line: item["__error__"] for line, item in rows if "__error__" in item}
         valid, problems = records_from_items(
-            ((line, item) for line, item in rows if line not in broken), where=lambda line: f"on line {line}"
+            ((line, item) for line, item in rows if line not in broken),
+            where=lambda line: f"on line {line}",
+            typed=False,
         )
         messages = {line: reason for line, reason in broken.items()}
         messages |= {
