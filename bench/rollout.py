@@ -15,7 +15,8 @@ def main() -> None:
 
     from kb.engine.catalog import Catalog, ProductSupport, entry_from_dict
     from kb.engine.compliance import ServerFacts
-    from kb.engine.planning import EstateServer, PlanServer, WindowSpec, rollout_plan
+    from kb.engine.estate import EstateServer, WindowSpec, rollout_plan
+    from kb.engine.planning import PlanServer
     from kb.engine.rules import Rules
 
     root = Path(__file__).resolve().parent.parent
@@ -44,11 +45,14 @@ def main() -> None:
                 server, f"site-{index % 50:02d}", index % 50 < 5, (windows[index % 7], windows[(index + 1) % 7])
             )
         )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     rollout = rollout_plan(servers, catalog, rules, today=date(2026, 11, 25), start=datetime(2026, 11, 25, tzinfo=UTC))
-    elapsed = time.perf_counter() - start
-    print(f"rollout: {elapsed:.2f} s for {len(servers):,} invented servers in 50 sites with 500 DAGs: "
-          f"{len(rollout.waves)} waves, {len(rollout.blocked)} blocked, {len(rollout.up_to_date)} up to date  (target < 2 s)")  # fmt: skip
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    steps = sum(len(item.plan.steps) for wave in rollout.waves for item in wave.servers)
+    # CPU time beside wall time: on a shared machine the wall time also counts the other processes.
+    print(f"rollout: {elapsed:.2f} s ({cpu:.2f} s CPU) for {len(servers):,} invented servers in 50 sites with 500 DAGs: "
+          f"{len(rollout.waves)} waves, {steps:,} steps, {len(rollout.blocked)} blocked, "
+          f"{len(rollout.up_to_date)} up to date  (target < 2 s)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -218,6 +218,7 @@ class ServerAdmin(admin.ModelAdmin):
         "build_source",
         "environment",
         "is_forefront_installed",
+        "is_clustered_mailbox_server",
         "tags",
     )
     search_fields = ("fqdn", "name", "reported_build", "owner")
@@ -353,6 +354,7 @@ class SiteAdmin(admin.ModelAdmin):
 
 @admin.register(Organisation)
 class OrganisationAdmin(admin.ModelAdmin):
+    list_display = ("name", "esu_enrolled_until")
     search_fields = ("name",)
 
 

@@ -20,6 +20,7 @@ class BuildSource(models.TextChoices):
 class ClusterKind(models.TextChoices):
     CCR = "CCR", "Cluster continuous replication (2007)"
     SCR = "SCR", "Standby continuous replication (2007)"
+    SCC = "SCC", "Single copy cluster (2007, shared storage)"
     DAG = "DAG", "Database availability group (2010+)"
 
 

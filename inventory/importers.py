@@ -13,7 +13,11 @@ from kb.engine.builds import InvalidBuildError, parse_reported_build
 
 # The Get-ExchangeServer columns read, lower-cased. One set, so that reading another column means adding it here and
 # where `_export_item` maps it; every other column of the file is reported as ignored.
-EXPORT_COLUMNS = frozenset({"name", "fqdn", "site", "serverrole", "edition", "admindisplayversion", "exsetupversion"})
+EXPORT_COLUMNS = frozenset(
+    {"name", "fqdn", "site", "serverrole", "edition", "admindisplayversion", "exsetupversion",
+     # cluster facts (see _cluster_columns)
+     "ismemberofcluster", "clusteredstoragetype", "databaseavailabilitygroup"}
+)  # fmt: skip
 # Our own column names (inventory/records.py), also read beside the export's.
 PLAIN_COLUMNS = frozenset(FIELDS) | frozenset(PREREQUISITE_FACTS)
 # Get-ExchangeServer | Export-Csv output is recognised by these.
@@ -168,6 +172,29 @@ def _export_item(cells: dict[str, str]) -> dict[str, object]:
         item["build"], item["build_source"] = cells["exsetupversion"], "exsetup"
     elif cells.get("admindisplayversion"):
         item["build"], item["build_source"] = cells["admindisplayversion"], "admin_display"
+    item.update(_cluster_columns(cells))
+    return item
+
+
+# Exchange 2007 Get-MailboxServer: ClusteredStorageType NonShared is a CCR clustered mailbox server, Shared an SCC one.
+_STORAGE_TYPES = {"nonshared": "CCR", "shared": "SCC"}
+
+
+def _cluster_columns(cells: dict[str, str]) -> dict[str, object]:
+    """Cluster facts an export may carry: IsMemberOfCluster (Get-ExchangeServer, 2007: the row is a clustered
+    mailbox server, not a node), ClusteredStorageType (Get-MailboxServer, 2007) and DatabaseAvailabilityGroup
+    (Get-MailboxServer, 2010 and later). Values the export leaves empty or "Unknown" are not stated."""
+    item: dict[str, object] = {}
+    member = cells.get("ismemberofcluster", "").lower()
+    if member in ("yes", "true"):
+        item["is_clustered_mailbox_server"] = True
+        kind = _STORAGE_TYPES.get(cells.get("clusteredstoragetype", "").lower())
+        if kind:
+            item["cluster_kind"] = kind
+    elif member in ("no", "false"):
+        item["is_clustered_mailbox_server"] = False
+    if cells.get("databaseavailabilitygroup"):
+        item["cluster"], item["cluster_kind"] = cells["databaseavailabilitygroup"], "DAG"
     return item
 
 

@@ -28,6 +28,11 @@ from kb.models import TimeStamped
 
 class Organisation(TimeStamped):
     name = models.CharField(max_length=200, unique=True)
+    esu_enrolled_until = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Enrolled in Microsoft's Extended Security Update program for Exchange 2016/2019 until this date",
+    )
 
     class Meta:
         ordering = ("name",)
@@ -84,6 +89,11 @@ class Server(TimeStamped):
         default=dict, blank=True, help_text='Installed prerequisites, e.g. {"filter_pack": "2010 SP1"}'
     )
     is_forefront_installed = models.BooleanField(default=False)
+    is_clustered_mailbox_server = models.BooleanField(
+        default=False,
+        help_text="A 2007 CCR/SCC clustered mailbox server (Get-ExchangeServer IsMemberOfCluster: Yes); its nodes are "
+        "the members of the cluster of the same name",
+    )
     environment = models.CharField(max_length=32, blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="servers")
     owner = models.CharField(max_length=200, blank=True)
@@ -112,7 +122,7 @@ class Server(TimeStamped):
 
 
 class Cluster(TimeStamped):
-    """A 2007 CCR/SCR cluster or a 2010+ database availability group."""
+    """A 2007 CCR/SCC cluster (named after its clustered mailbox server), a 2007 SCR pair, or a 2010+ DAG."""
 
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="clusters")
     name = models.CharField(max_length=100)
@@ -292,6 +302,13 @@ class ScanVerdict(models.Model):
     )
     product = models.CharField(max_length=8, blank=True, help_text="Product key of the resolved level, e.g. 2019")
     level = models.CharField(max_length=16, blank=True, help_text="Resolved level, e.g. CU14")
+    is_supported = models.BooleanField(null=True, blank=True, help_text="The level is supported on the scan date")
+    latest_security_update = models.JSONField(
+        null=True, blank=True, help_text="The newest security update released for the server's level"
+    )
+    has_latest_security_update = models.BooleanField(
+        null=True, blank=True, help_text="Runs the newest security update of its level (null: cannot tell)"
+    )
 
     class Meta:
         ordering = ("scan", "pk")

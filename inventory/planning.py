@@ -7,18 +7,11 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from inventory.models import ClusterMember, MaintenanceWindow, Server
+from inventory.models import ClusterMember, MaintenanceWindow, Organisation, Server
+from kb.engine.coexistence import CoexistenceReport, coexistence_check
 from kb.engine.compliance import ServerFacts
-from kb.engine.planning import (
-    EstateServer,
-    Plan,
-    PlanServer,
-    Rollout,
-    WindowSpec,
-    coexistence_check,
-    plan_for_server,
-    rollout_plan,
-)
+from kb.engine.estate import Estate, EstateServer, Rollout, WindowSpec, rollout_plan
+from kb.engine.planning import GroupPlan, Plan, PlanServer
 from kb.selectors import catalog_get, rules_get, today
 
 
@@ -26,13 +19,13 @@ class UnknownServerError(LookupError):
     pass
 
 
-def estate_servers(*, site: str | None = None, fqdn: str | None = None) -> list[EstateServer]:
-    """Servers with their site, cluster role and maintenance windows (five queries, whatever the count)."""
+def estate_servers(*, organisation: str | None = None) -> list[EstateServer]:
+    """Servers with their site, cluster role, ESU enrolment and maintenance windows (five queries, whatever the
+    count). Plans need the whole organisation: the other members of a cluster, the versions beside it, the Active
+    Directory preparation its servers imply."""
     servers = Server.objects.select_related("site", "organisation").order_by("fqdn")
-    if site:
-        servers = servers.filter(site__name=site)
-    if fqdn:
-        servers = servers.filter(fqdn=fqdn.lower())
+    if organisation:
+        servers = servers.filter(organisation__name=organisation)
     servers = list(servers)
     ids = [server.pk for server in servers]
     members = {m.server_id: m for m in ClusterMember.objects.filter(server_id__in=ids).select_related("cluster")}
@@ -63,12 +56,13 @@ def estate_servers(*, site: str | None = None, fqdn: str | None = None) -> list[
             fqdn=server.fqdn,
             facts=ServerFacts(
                 server.reported_build, server.build_source, tuple(server.role_list), server.dotnet_version or None,
-                tuple(sorted((server.prerequisites or {}).items())),
+                tuple(sorted((server.prerequisites or {}).items())), server.organisation.esu_enrolled_until,
             ),
             is_forefront_installed=server.is_forefront_installed,
             cluster=member.cluster.name if member else None,
             cluster_kind=member.cluster.kind if member else None,
             is_active=bool(member and member.is_active),
+            is_clustered_mailbox_server=server.is_clustered_mailbox_server,
         )  # fmt: skip
         windows = windows_by_server.get(server.pk) or windows_by_site.get(server.site_id, [])
         result.append(
@@ -83,20 +77,35 @@ def estate_servers(*, site: str | None = None, fqdn: str | None = None) -> list[
     return result
 
 
+def _estate(organisation: str | None = None) -> Estate:
+    return Estate(estate_servers(organisation=organisation), catalog_get(), rules_get(), today=today())
+
+
 def plan_server(fqdn: str, *, target: str | None = None) -> Plan:
-    items = estate_servers(fqdn=fqdn)
-    if not items:
+    """One server's plan: its view of its cluster's plan when it is a member (the organisation is loaded whole)."""
+    organisation = Server.objects.filter(fqdn=fqdn.lower()).values_list("organisation__name", flat=True).first()
+    if organisation is None:
         raise UnknownServerError(f"--server: {fqdn} is not in the inventory")
-    return plan_for_server(items[0].server, catalog_get(), rules_get(), target=target, today=today())
+    return _estate(organisation).plan_server(fqdn.lower(), target=target)
+
+
+def plan_cluster(name: str, *, organisation: str | None = None, target: str | None = None) -> GroupPlan:
+    """The whole plan of a cluster or DAG (or of the cluster of a clustered mailbox server named by its name)."""
+    if organisation and not Organisation.objects.filter(name=organisation).exists():
+        raise UnknownServerError(f"--organisation: {organisation!r} is not an organisation in the inventory")
+    estate = _estate(organisation)
+    return estate.plan_group(estate.group_named(name, organisation), target=target)
 
 
 def plan_rollout(*, site: str | None = None, start: datetime | None = None) -> Rollout:
     return rollout_plan(
-        estate_servers(site=site), catalog_get(), rules_get(), today=today(), start=start or timezone.now()
+        estate_servers(), catalog_get(), rules_get(), today=today(), start=start or timezone.now(), site=site
     )
 
 
-def check_coexistence(introduce: str, *, site: str | None = None, organisation: str | None = None):
+def check_coexistence(
+    introduce: str | None, *, site: str | None = None, organisation: str | None = None
+) -> CoexistenceReport:
     return coexistence_check(
         introduce, estate_servers(), catalog_get(), rules_get(), today=today(), site=site, organisation=organisation
     )

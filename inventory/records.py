@@ -23,7 +23,8 @@ _ROLE_ALIASES = {role.lower(): role for role in ROLES} | {
 }  # fmt: skip
 BUILD_SOURCES = ("exsetup", "admin_display", "manual")
 PREREQUISITE_FACTS = ("filter_pack", "ucma", "vcredist_2012", "vcredist_2013", "url_rewrite")
-CLUSTER_KINDS = ("CCR", "SCR", "DAG")
+CLUSTER_KINDS = ("CCR", "SCR", "SCC", "DAG")
+CMS_KINDS = ("CCR", "SCC")  # the kinds of 2007 cluster that have a clustered mailbox server
 _FQDN = re.compile(
     r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+", re.ASCII
 )
@@ -48,7 +49,7 @@ PREREQUISITE_MAX_LENGTH = 32
 FIELDS = (
     "fqdn", "name", "organisation", "site", "site_is_internet_facing", "roles", "edition", "build", "build_source",
     "os_name", "dotnet_version", "prerequisites", "is_forefront_installed", "environment", "tags", "owner",
-    "last_reported", "cluster", "cluster_kind", "cluster_role",
+    "last_reported", "cluster", "cluster_kind", "cluster_role", "is_clustered_mailbox_server",
 )  # fmt: skip
 
 
@@ -135,7 +136,7 @@ def server_record_from_mapping(
         values["dotnet_version"] = dotnet
     if "prerequisites" in data:
         values["prerequisites"] = _prerequisites(data["prerequisites"], errors)
-    for name in ("is_forefront_installed", "site_is_internet_facing"):
+    for name in ("is_forefront_installed", "site_is_internet_facing", "is_clustered_mailbox_server"):
         if name in data:
             values[name] = _boolean(data[name], name, errors, typed=typed)
     if "tags" in data:
@@ -155,10 +156,25 @@ def server_record_from_mapping(
             errors["cluster_role"] = f"{shown(role)!r} is not active or passive"
         values["cluster_role"] = role
     if values.get("cluster") and not values.get("cluster_kind") and "cluster_kind" not in errors:
-        errors["cluster_kind"] = "required with cluster (CCR, SCR or DAG)"
+        errors["cluster_kind"] = "required with cluster (CCR, SCR, SCC or DAG)"
+    if values.get("is_clustered_mailbox_server"):
+        _clustered_mailbox_server(values, errors)
     if errors or fqdn is None:
         return None, errors
     return ServerRecord(fqdn, frozenset(values), values), {}
+
+
+def _clustered_mailbox_server(values: dict, errors: dict) -> None:
+    """A 2007 clustered mailbox server is what Get-ExchangeServer lists; its nodes are the cluster's members, named
+    after it, so the server itself is no member: its cluster_kind (CCR, SCC) says which cluster it is."""
+    if values.get("cluster"):
+        errors["cluster"] = (
+            "a clustered mailbox server is not a member of a cluster: its nodes are (import each node with "
+            "cluster set to this server's name)"
+        )
+    kind = values.get("cluster_kind")
+    if kind and kind not in CMS_KINDS and "cluster_kind" not in errors:
+        errors["cluster_kind"] = f"a clustered mailbox server belongs to a CCR or SCC cluster, not {kind}"
 
 
 def _text(value: object, name: str, errors: dict, *, required: bool = False, max_length: int = 0) -> str | None:

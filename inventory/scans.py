@@ -139,8 +139,9 @@ def verdicts_ensure(
     carriers, by_build = fix_carriers(), {}
     gaps = []
     for key, (f, verdict) in computed.items():
-        # What is missing depends on the build alone: shared by every verdict of the build.
-        build = (f.build_text, f.build_source)
+        # What is missing depends on the build (and whether ESU updates are obtainable) alone: shared by every
+        # verdict of the build.
+        build = (f.build_text, f.build_source, f.esu_until)
         if build not in by_build:
             by_build[build] = _gaps(verdict, carriers, catalog)
         gaps += [(scan.pk, created[key], *gap) for gap in by_build[build]]
@@ -150,7 +151,8 @@ def verdicts_ensure(
 
 VERDICT_COLUMNS = (
     "scan_id", "facts_key", "state", "current", "install", "supersedes", "security_updates", "missing_updates",
-    "missing_prerequisites", "days_behind", "reasons", "product", "level",
+    "missing_prerequisites", "days_behind", "reasons", "product", "level", "is_supported", "latest_security_update",
+    "has_latest_security_update",
 )  # fmt: skip
 GAP_COLUMNS = ("scan_id", "verdict_id", "kind", "kb", "is_security", "is_install_target", "is_known")
 
@@ -177,7 +179,7 @@ def _decoded(model, columns: tuple[str, ...], rows: list[tuple]):
 
 _JSON_COLUMNS = {
     ScanVerdict: ("current", "install", "supersedes", "security_updates", "missing_updates", "missing_prerequisites",
-                  "reasons"),
+                  "reasons", "latest_security_update"),
 }  # fmt: skip
 
 
@@ -218,6 +220,9 @@ def _verdict_values(scan_id: int, key: str, verdict: Verdict) -> tuple:
         json.dumps(list(verdict.reasons)),
         level.product if level else "",
         level.name if level else "",
+        verdict.is_supported,
+        json.dumps(verdict.latest_security_update.as_dict()) if verdict.latest_security_update else None,
+        verdict.has_latest_security_update,
     )
 
 

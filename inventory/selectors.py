@@ -46,6 +46,8 @@ class ServerRow:
 
 
 FACTS_COLUMNS = ("reported_build", "build_source", "roles", "dotnet_version")
+# After the plain columns: the prerequisites as text (hashable), and the organisation's ESU enrolment.
+FACTS_EXPRESSIONS = (Cast("prerequisites", TextField()), "organisation__esu_enrolled_until")
 
 
 def server_rows(queryset: QuerySet[Server] | None = None, *, shared: dict | None = None) -> list[ServerRow]:
@@ -53,9 +55,7 @@ def server_rows(queryset: QuerySet[Server] | None = None, *, shared: dict | None
 
     `shared` (raw columns → facts) may be kept across calls, e.g. by every chunk of one scan in a worker."""
     queryset = Server.objects.all() if queryset is None else queryset
-    rows = queryset.order_by("pk").values_list(
-        "id", "fqdn", "site_id", *FACTS_COLUMNS, Cast("prerequisites", TextField())
-    )
+    rows = queryset.order_by("pk").values_list("id", "fqdn", "site_id", *FACTS_COLUMNS, *FACTS_EXPRESSIONS)
     shared = {} if shared is None else shared
     result = []
     for pk, fqdn, site_id, *raw in rows:
@@ -70,24 +70,26 @@ def server_rows(queryset: QuerySet[Server] | None = None, *, shared: dict | None
 def server_facts_distinct(queryset: QuerySet[Server] | None = None) -> list[ServerFacts]:
     """Every distinct set of facts among the servers, deduplicated by the database (one query)."""
     queryset = Server.objects.all() if queryset is None else queryset
-    rows = queryset.order_by().values_list(*FACTS_COLUMNS, Cast("prerequisites", TextField())).distinct()
+    rows = queryset.order_by().values_list(*FACTS_COLUMNS, *FACTS_EXPRESSIONS).distinct()
     return list({_facts(tuple(raw)) for raw in rows})
 
 
 def _facts(raw: tuple) -> ServerFacts:
-    build, source, roles, dotnet, prerequisites = raw
+    build, source, roles, dotnet, prerequisites, esu_until = raw
     return ServerFacts(
         build_text=build or "",
         build_source=source,
         roles=tuple(role for role in roles.split(",") if role),
         dotnet=dotnet or None,
         prerequisites=tuple(sorted(json.loads(prerequisites or "{}").items())),
+        esu_until=esu_until,
     )
 
 
 def facts_key(facts: ServerFacts) -> str:
     """A stable digest of the facts: the chunks of one scan find their shared verdict by it."""
-    text = json.dumps([facts.build_text, facts.build_source, facts.roles, facts.dotnet, facts.prerequisites])
+    esu_until = facts.esu_until.isoformat() if facts.esu_until else None
+    text = json.dumps([facts.build_text, facts.build_source, facts.roles, facts.dotnet, facts.prerequisites, esu_until])
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -170,16 +172,21 @@ def result_as_dict(result: ServerResult) -> dict:
             + f": {waiver.reason}"
         )
     install = verdict.install
+    latest = verdict.latest_security_update
     return {
         "fqdn": result.server.fqdn,
         "state": result.state,
         "current": {key: verdict.current.get(key) for key in ("build", "product", "level", "update", "kb")},
-        "install": {"name": install["name"], "kb": install["kb"], "build": install["build"]} if install else None,
+        "install": {"name": install["name"], "kb": install["kb"], "build": install["build"],
+                    "esu_only": bool(install.get("esu_only"))} if install else None,
         "supersedes": list(verdict.supersedes),
         "missing_prerequisites": list(verdict.missing_prerequisites),
         "days_behind": verdict.days_behind,
+        "is_supported": verdict.is_supported,
+        "latest_security_update": {key: latest.get(key) for key in ("name", "kb", "build", "esu_only")} if latest else None,
+        "has_latest_security_update": verdict.has_latest_security_update,
         "reasons": reasons,
-    }
+    }  # fmt: skip
 
 
 @dataclass(slots=True)

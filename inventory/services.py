@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -33,7 +33,7 @@ ATTEMPTS = 3
 # Server attributes a record may state, compared to decide created / updated / unchanged.
 SIMPLE_FIELDS = (
     "name", "roles", "edition", "reported_build", "build_source", "os_name", "dotnet_version", "prerequisites",
-    "is_forefront_installed", "environment", "owner", "last_reported",
+    "is_forefront_installed", "environment", "owner", "last_reported", "is_clustered_mailbox_server",
 )  # fmt: skip
 BUILD_PARTS = ("build_major", "build_minor", "build_number", "build_revision")
 STORED_FIELDS = ("id", "fqdn", "organisation_id", "site_id", *SIMPLE_FIELDS, *BUILD_PARTS)
@@ -394,14 +394,22 @@ def _clusters_ensure(
     records: list[ServerRecord], stored: dict[str, dict], organisations: dict[str, Organisation],
     org_names: dict[int, str],
 ) -> dict[tuple[int, str], Cluster]:  # fmt: skip
-    """Clusters by (organisation id, name) that the records name, created where missing, with the kind stated."""
+    """Clusters by (organisation id, name) that the records name, created where missing, with the kind stated; and
+    the cluster named after each 2007 clustered mailbox server, of the kind its export states (CCR or SCC), which
+    its nodes join when they are imported."""
     wanted = {}
     for record in records:
+        row = stored.get(record.fqdn)
         if "cluster" in record.provided and record.get("cluster"):
-            organisation = organisations.get(_organisation_name(record, stored.get(record.fqdn), org_names))
+            organisation = organisations.get(_organisation_name(record, row, org_names))
             if organisation is None:  # a stored server whose organisation moved meanwhile: the locked pass has it
                 continue
             wanted[(organisation.pk, record.get("cluster"))] = record.get("cluster_kind")
+        if record.get("is_clustered_mailbox_server") and record.get("cluster_kind"):
+            organisation = organisations.get(_organisation_name(record, row, org_names))
+            if organisation is not None:
+                name = record.get("name") or (row["name"] if row else "") or record.fqdn.split(".")[0]
+                wanted[(organisation.pk, str(name).upper())] = record.get("cluster_kind")
     if not wanted:
         return {}
 
@@ -456,6 +464,16 @@ def _memberships_write(changes: list[tuple[int, int | None, bool]]) -> None:
 
 
 # -- single-object writes (API, admin) --------------------------------------------------------------
+
+
+def organisation_esu_set(*, organisation: str, until: date | None) -> Organisation:
+    """Mark an organisation enrolled in Microsoft's Extended Security Update program until a date (None: not)."""
+    found = Organisation.objects.filter(name=organisation).first()
+    if found is None:
+        raise LookupError(f"{organisation!r} is not an organisation in the inventory")
+    found.esu_enrolled_until = until
+    found.save(update_fields=["esu_enrolled_until", "last_updated"])
+    return found
 
 
 class SiteInUse(Exception):

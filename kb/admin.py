@@ -1,9 +1,11 @@
 """Admin for the catalog: search by KB, build or name; filter by product, level, kind; fix lists inline."""
 
+from django import forms
 from django.contrib import admin
 from django.db.models import Count
 
 from kb.engine.builds import InvalidBuildError, parse_build
+from kb.engine.rules import RuleError, Rules
 from kb.models import (
     CatalogChange,
     CatalogConflict,
@@ -98,8 +100,29 @@ class CatalogConflictAdmin(admin.ModelAdmin):
     search_fields = ("title", "kept_value", "other_value", "identity_key")
 
 
+class RuleForm(forms.ModelForm):
+    class Meta:
+        model = Rule
+        fields = ("key", "kind", "products", "description", "data", "source_title", "source_url", "source_document",
+                  "source_date", "is_practice", "is_enabled")  # fmt: skip
+
+    def clean(self):
+        """A rule the engine cannot read would break every plan: check it the way the engine reads it."""
+        cleaned = super().clean()
+        if cleaned.get("is_enabled", True) and cleaned.get("kind"):
+            candidate = {"key": cleaned.get("key") or self.instance.key, "kind": cleaned["kind"],
+                         "products": cleaned.get("products") or [], "data": cleaned.get("data") or {},
+                         "source": {"title": cleaned.get("source_title", "")}}  # fmt: skip
+            try:
+                Rules.from_dicts([candidate])
+            except RuleError as error:
+                raise forms.ValidationError({"data": str(error)}) from None
+        return cleaned
+
+
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
+    form = RuleForm
     list_display = ("key", "kind", "description", "is_enabled", "is_practice", "is_operator_edited", "source_title")
     list_filter = ("kind", "is_enabled", "is_practice", "is_operator_edited")
     search_fields = ("key", "description", "source_title")

@@ -469,6 +469,7 @@ class RulesReport:
     created: int
     updated: int
     unchanged: int
+    removed: int = 0
 
 
 RULE_FIELDS = (
@@ -494,9 +495,12 @@ def _json_file(path: Path, *, missing: str) -> dict:
 
 
 def rules_load(path: Path = RULES_PATH) -> RulesReport:
-    """Load rules from the bundled file; rules an operator edited in the admin are left as they are."""
+    """Load rules from the bundled file; rules an operator edited (or added) in the admin are left as they are, and a
+    bundled rule the file no longer has is removed (a replaced rule would otherwise still apply)."""
     payload = _json_file(path, missing="rules file not found")
     existing = {rule.key: rule for rule in Rule.objects.all()}
+    keys = {item["key"] for item in payload["rules"]}
+    stale = [rule.pk for key, rule in existing.items() if key not in keys and not rule.is_operator_edited]
     created = updated = unchanged = 0
     for item in payload["rules"]:
         source = item.get("source", {})
@@ -524,7 +528,8 @@ def rules_load(path: Path = RULES_PATH) -> RulesReport:
             updated += 1
         else:
             unchanged += 1
-    return RulesReport(created, updated, unchanged)
+    Rule.objects.filter(pk__in=stale).delete()
+    return RulesReport(created, updated, unchanged, len(stale))
 
 
 def normalize_update_kb(value: str) -> str:

@@ -35,8 +35,8 @@ class ServerSerializer(serializers.ModelSerializer):
         fields = (
             "id", "fqdn", "name", "organisation", "site", "site_is_internet_facing", "roles", "edition", "build",
             "build_source", "build_short", "os_name", "dotnet_version", "prerequisites", "is_forefront_installed",
-            "environment", "tags", "owner", "last_reported", "cluster", "state", "sync_source", "created",
-            "last_updated",
+            "environment", "tags", "owner", "last_reported", "cluster", "is_clustered_mailbox_server", "state",
+            "sync_source", "created", "last_updated",
         )  # fmt: skip
         read_only_fields = fields
 
@@ -139,6 +139,12 @@ class ServerUpdateSerializer(serializers.Serializer):
     )
     cluster_role = serializers.ChoiceField(
         choices=["active", "passive"], required=False, allow_blank=True, allow_null=True
+    )
+
+    is_clustered_mailbox_server = serializers.BooleanField(
+        required=False,
+        help_text="A 2007 clustered mailbox server (IsMemberOfCluster: Yes): its nodes are the members of the cluster "
+        "named after it; with cluster_kind CCR or SCC, that cluster is created",
     )
 
     def get_fields(self):
@@ -254,16 +260,30 @@ class ScanStartedSerializer(serializers.Serializer):
     status_url = serializers.CharField()
 
 
+class UpdateRefSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kb = serializers.CharField(allow_null=True)
+    build = serializers.CharField()
+    esu_only = serializers.BooleanField(help_text="An Extended Security Update: only for organisations enrolled in ESU")
+
+
 class VerdictSerializer(serializers.Serializer):
     """The compliance_report --json object."""
 
     fqdn = serializers.CharField()
     state = serializers.CharField()
     current = serializers.DictField(child=serializers.CharField(allow_null=True))
-    install = serializers.DictField(child=serializers.CharField(allow_null=True), allow_null=True)
+    install = UpdateRefSerializer(allow_null=True)
     supersedes = serializers.ListField(child=serializers.CharField())
     missing_prerequisites = serializers.ListField(child=serializers.CharField())
     days_behind = serializers.IntegerField(allow_null=True)
+    is_supported = serializers.BooleanField(allow_null=True, help_text="The level is supported on the scan date")
+    latest_security_update = UpdateRefSerializer(
+        allow_null=True, help_text="The newest security update released for the server's level"
+    )
+    has_latest_security_update = serializers.BooleanField(
+        allow_null=True, help_text="Runs the newest security update of its level; null when it cannot be told"
+    )
     reasons = serializers.ListField(child=serializers.CharField())
 
 
@@ -293,11 +313,19 @@ class PlanSerializer(serializers.Serializer):
     server = serializers.CharField()
     current = serializers.DictField(child=serializers.CharField(allow_null=True))
     target = serializers.DictField(child=serializers.CharField(allow_null=True))
+    cluster = serializers.DictField(
+        child=serializers.CharField(allow_null=True), allow_null=True,
+        help_text="For a cluster or DAG member: the cluster's name, kind and this server's role; steps keep the "
+        "numbers of the whole cluster plan",
+    )  # fmt: skip
     steps = serializers.ListField(child=serializers.DictField())
     notes = serializers.ListField(child=serializers.CharField())
 
 
 class RolloutSerializer(serializers.Serializer):
+    preparation = serializers.ListField(
+        child=serializers.DictField(), help_text="Active Directory preparation, once per organisation, before wave 1"
+    )
     waves = serializers.ListField(child=serializers.DictField())
     blocked = serializers.ListField(child=serializers.DictField(child=serializers.CharField()))
     up_to_date = serializers.ListField(child=serializers.CharField())

@@ -211,8 +211,21 @@ def test_create_conflicts_with_an_existing_fqdn_and_fqdn_cannot_change(api, demo
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("product=2007", {"ccr-ex07-a", "ccr-ex07-b", "hub-ex07-01", "edge-ex07-01"}),
-        ("product=2019&level=CU14", {"cas-ex19-01", "mbx-ex19-01", "edge-ex19-01"}),
+        (
+            "product=2007",
+            {
+                "ccr-ex07-a",
+                "ccr-ex07-b",
+                "ccr-ex07",
+                "hub-ex07-01",
+                "edge-ex07-01",
+                "mbx-ex07-02",
+                "scr-ex07-dr",
+                "scc-ex07-a",
+                "scc-ex07-b",
+            },
+        ),
+        ("product=2019&level=CU14", {"cas-ex19-01", "mbx-ex19-01", "edge-ex19-01", "mbx-ex19-a", "mbx-ex19-b"}),
         ("level=SP2", {"hub-ex07-01"}),
         ("role=EdgeTransport", {"edge-ex19-01", "edge-ex19-02", "edge-ex07-01"}),
         ("state=unsupported_level", {"mbx-ex19-03", "hub-ex07-01"}),
@@ -259,7 +272,7 @@ def test_cursor_pagination_walks_every_server_once(api, demo):
         url = page["next"]
 
     assert sorted(seen) == sorted(Server.objects.values_list("fqdn", flat=True))
-    assert len(seen) == len(set(seen)) == 14
+    assert len(seen) == len(set(seen)) == 24
 
 
 # -- verdicts, plans, catalog queries --------------------------------------------------------------
@@ -271,7 +284,7 @@ def test_compliance_of_one_server(api, demo):
     body = response.json()
     assert (body["state"], body["install"]) == (
         "end_of_life",
-        {"name": "Update Rollup 23", "kb": "KB4011325", "build": "8.3.517.0"},
+        {"name": "Update Rollup 23", "kb": "KB4011325", "build": "8.3.517.0", "esu_only": False},
     )
     assert "KB2608656" in body["supersedes"]
 
@@ -279,22 +292,29 @@ def test_compliance_of_one_server(api, demo):
 def test_plan_with_and_without_target(api, demo, settings):
     settings.EXCHANGEPATCH_TODAY = "2026-11-25"
     default = api.get("/api/v1/servers/mbx-ex19-01.contoso.example/plan/").json()
-    to_se = api.get("/api/v1/servers/mbx-ex19-01.contoso.example/plan/?target=SE").json()
+    to_se = api.get("/api/v1/servers/mbx-ex19-a.northwind.example/plan/?target=SE").json()
+    blocked_se = api.get("/api/v1/servers/mbx-ex19-01.contoso.example/plan/?target=SE")
     wrong = api.get("/api/v1/servers/mbx-ex19-01.contoso.example/plan/?target=2016")
 
-    assert default["target"]["update"] == "Aug26SU"
+    assert default["target"]["update"] == "Oct25SU"  # the newest public SU: the organisation is not enrolled in ESU
+    assert default["cluster"] == {"name": "DAG-EU", "kind": "DAG", "role": "member with active copies"}
     assert to_se["target"]["product"] == "Exchange Server Subscription Edition"
+    # SE setup refuses an organisation that still runs Exchange 2013 (contoso.example does).
+    assert (
+        blocked_se.status_code == 400
+        and "while Exchange Server 2010 and Exchange Server 2013 remain" in blocked_se.json()["errors"]["target"][0]
+    )
     assert wrong.status_code == 400 and "no in-place upgrade" in wrong.json()["errors"]["target"][0]
 
 
 def test_summary_counts(api, demo):
     body = api.get("/api/v1/compliance/summary/").json()
 
-    assert body["servers"] == 14
-    assert body["by_state"] == {"current": 1, "end_of_life": 4, "excepted": 1, "rollup_unknown": 1,
+    assert body["servers"] == 24
+    assert body["by_state"] == {"current": 1, "end_of_life": 10, "excepted": 1, "rollup_unknown": 2,
                                 "security_update_missing": 3, "unknown_build": 1, "unsupported_level": 2,
-                                "update_available": 1}  # fmt: skip
-    assert {"product": "Exchange Server 2019", "level": "CU14", "count": 3} in body["by_product_level"]
+                                "update_available": 4}  # fmt: skip
+    assert {"product": "Exchange Server 2019", "level": "CU14", "count": 5} in body["by_product_level"]
     assert body["overdue"]["threshold_days"] == 30
 
 
@@ -303,9 +323,9 @@ def test_fix_missing_and_update_needed_by(api, demo):
     needed = api.get("/api/v1/updates/KB5036386/needed-by/").json()
 
     assert (missing["present_count"], missing["unknown"], missing["not_applicable_count"]) == (
-        1,
+        3,  # the 2010 SP3 servers: SP3 came after SP1 RU4
         ["lab-unknown-01.contoso.example"],
-        12,
+        20,
     )
     assert needed["servers"] == [
         "edge-ex19-01.contoso.example",
@@ -349,10 +369,13 @@ def test_rollout_json(api, demo, settings):
     settings.EXCHANGEPATCH_TODAY = "2026-11-25"
     body = api.get("/api/v1/rollout/?site=Head-Office").json()
 
-    assert [[s["fqdn"] for s in wave["servers"]] for wave in body["waves"]] == [
-        ["hub-ex07-01.fabrikam.example"],  # Client Access and Hub Transport before Mailbox
-        ["ccr-ex07-b.fabrikam.example"],  # the passive CCR node ...
-        ["ccr-ex07-a.fabrikam.example"],  # ... before the active one
+    assert [[s["servers"] for s in wave["servers"]] for wave in body["waves"]] == [
+        [["hub-ex07-01.fabrikam.example"]],  # Client Access and Hub Transport before Mailbox
+        # The 2007 clusters whole, each in one window; the SCR source waits for its standby (DR site, not listed).
+        [
+            ["ccr-ex07-a.fabrikam.example", "ccr-ex07-b.fabrikam.example"],
+            ["scc-ex07-a.fabrikam.example", "scc-ex07-b.fabrikam.example"],
+        ],
     ]
     assert body["waves"][0]["starts_at"].endswith("-05:00")  # the site's New York window
 

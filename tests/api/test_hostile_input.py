@@ -203,7 +203,7 @@ WAIVER = {"target_kind": "update", "target_kb": "KB5036386", "reason": "invented
         ("/api/v1/servers/", {"fqdn": FQDN, "is_forefront_installed": "true"},
          {"is_forefront_installed": ["expected true or false, got 'true'"]}),
         ("/api/v1/servers/", {"fqdn": FQDN, "cluster": "DAG-1", "cluster_kind": "dag"},
-         {"cluster_kind": ["'dag' is not one of CCR, SCR, DAG"]}),
+         {"cluster_kind": ["'dag' is not one of CCR, SCR, SCC, DAG"]}),
         ("/api/v1/servers/", {"fqdn": FQDN, "last_reported": "20241101T080000Z"},
          {"last_reported": ["'20241101T080000Z' is not an ISO 8601 date and time"]}),
     ],

@@ -63,5 +63,5 @@ def test_a_scan_runs_on_a_real_worker_over_redis(celery_on_redis):
     while scan.status in ("pending", "running") and time.monotonic() < deadline:
         time.sleep(0.2)
         scan.refresh_from_db()
-    assert (scan.status, scan.server_count) == ("succeeded", 14)
-    assert sum(scan.counts.values()) == 14
+    assert (scan.status, scan.server_count) == ("succeeded", 24)
+    assert sum(scan.counts.values()) == 24

@@ -58,7 +58,7 @@ RU4_AS_OF_2017 = {
         "update": "Update Rollup 4",
         "kb": "KB2509911",
     },
-    "install": {"name": "Update Rollup 23", "kb": "KB4011325", "build": "8.3.517.0"},
+    "install": {"name": "Update Rollup 23", "kb": "KB4011325", "build": "8.3.517.0", "esu_only": False},
     "supersedes": [
         "KB2602324",
         "KB2608656",
@@ -83,6 +83,9 @@ RU4_AS_OF_2017 = {
     ],
     "missing_prerequisites": [],
     "days_behind": 2012,
+    "is_supported": True,
+    "latest_security_update": None,  # the sources do not say which 2007 rollups carry security fixes
+    "has_latest_security_update": None,
     "reasons": [
         "install Update Rollup 23 (KB4011325), build 8.3.517.0; it includes Update Rollup 5 to Update Rollup 22"
     ],
@@ -115,7 +118,7 @@ def test_compliance_report_json_has_the_exact_shape(estate_2017):
     assert [list(item["current"]) for item in results] == [["build", "product", "level", "update", "kb"]] * 3
     assert (results[0]["state"], results[0]["install"], results[0]["days_behind"]) == ("current", None, 0)
     assert results[2]["state"] == "rollup_unknown"
-    assert list(results[2]["install"]) == ["name", "kb", "build"]
+    assert list(results[2]["install"]) == ["name", "kb", "build", "esu_only"]
 
 
 @pytest.mark.django_db
@@ -318,12 +321,12 @@ def test_demo_estate_scanned_as_of_june_2024_shows_every_state(loaded_catalog):
 
     scan = ScanRun.objects.get()
     assert output.splitlines()[0] == (
-        f"scan {scan.pk} as of 2024-06-01: 14 servers, {scan.distinct_count} distinct builds/facts, 0 newly non-compliant"
+        f"scan {scan.pk} as of 2024-06-01: 24 servers, {scan.distinct_count} distinct builds/facts, 0 newly non-compliant"
     )
     # Every state but legacy: the demo has no Exchange 2003 server (test_servers_import covers one).
     shown = [state for state in STATES if state != "legacy"]
     assert {state: scan.counts.get(state, 0) >= 1 for state in shown} == dict.fromkeys(shown, True)
-    assert sum(scan.counts.values()) == 14
+    assert sum(scan.counts.values()) == 24
     assert output.splitlines()[1:] == [f"  {state:<24} {scan.counts.get(state, 0)}" for state in STATES]
     assert dict(ServerResult.objects.filter(scan=scan, state="excepted").values_list("server__fqdn", "waiver__target_kb")) == {
         "mbx-ex19-02.contoso.example": "KB5036386"
@@ -338,12 +341,12 @@ def test_demo_load_twice_creates_no_duplicates(loaded_catalog):
 
     second = run("demo_load")
 
-    assert "14 servers (14 created, 0 updated, 0 unchanged)" in first
-    assert "14 servers (0 created, 0 updated, 14 unchanged)" in second
+    assert "24 servers (24 created, 0 updated, 0 unchanged)" in first
+    assert "24 servers (0 created, 0 updated, 24 unchanged)" in second
     assert inventory_counts() == counts
     assert counts == {
-        "Organisation": 2, "Site": 5, "Server": 14, "Tag": 6, "Cluster": 2, "ClusterMember": 5,
-        "MaintenanceWindow": 3, "Waiver": 1, "server tags": 31, "window sites": 5,
+        "Organisation": 4, "Site": 9, "Server": 24, "Tag": 7, "Cluster": 6, "ClusterMember": 13,
+        "MaintenanceWindow": 4, "Waiver": 1, "server tags": 51, "window sites": 9,
     }  # fmt: skip
     assert dict(Server.objects.values_list("fqdn", "last_updated")) == stamps
 

@@ -85,6 +85,7 @@ def test_scan_gives_each_server_its_state_and_shares_verdicts(loaded_catalog):
         "title": results["upd.contoso.example"].verdict.install["title"],
         "kb": "KB5037224",
         "build": "15.2.1544.11",
+        "esu_only": False,
     }
     assert results["sec.contoso.example"].verdict.missing_updates == ["KB5036386", "KB5037224"]
     assert results["sec.contoso.example"].verdict.security_updates == ["KB5036386"]

@@ -5,6 +5,7 @@ Every server, site, organisation and cluster name below is invented (.example do
 
 import codecs
 import io
+import json
 from datetime import date
 
 import pytest
@@ -440,7 +441,7 @@ def test_a_mixed_export_is_read_in_every_encoding_and_dialect(tmp_path, encoding
 
     assert out == "3 created, 0 updated, 0 unchanged\n"
     assert err.splitlines() == [
-        "warning: ignored column(s): IsMemberOfCluster, OrganizationalUnit",
+        "warning: ignored column(s): OrganizationalUnit",
         f"warning: line {first}: ex03.contoso.example runs Exchange 2003 or older (Version 6.5 (Build 7638.2: Service "
         "Pack 2)): imported as legacy, shown but never planned",
     ]
@@ -565,3 +566,97 @@ def test_a_binary_file_is_named_not_imported(tmp_path, _case, name, data, messag
 
     assert str(error.value) == f"{path}: {message}"
     assert nothing_written()
+
+
+# -- clusters in a real export (issue 9, fault 8) -------------------------------------------------------------
+
+# The full Get-ExchangeServer | Export-Csv of an Exchange 2007 organisation (invented names; the columns are those
+# of Exchange 2007's ExchangeServer object, trimmed of a few GUID-valued ones): the clustered mailbox server is
+# listed with IsMemberOfCluster "Yes"; its nodes are not Exchange server objects and are not listed.
+EXPORT_2007 = (
+    "#TYPE Microsoft.Exchange.Data.Directory.Management.ExchangeServer\r\n"
+    '"Name","DataPath","Domain","Edition","ExchangeLegacyDN","Fqdn","IsHubTransportServer","IsClientAccessServer",'
+    '"IsExchange2007OrLater","IsEdgeServer","IsMailboxServer","IsMemberOfCluster","IsProvisionedServer",'
+    '"IsUnifiedMessagingServer","AdminDisplayVersion","Site","ServerRole","OriginatingServer","ExchangeVersion",'
+    '"Identity","WhenChanged","WhenCreated"\r\n'
+    '"CMS-FAB","C:\\Program Files\\Microsoft\\Exchange Server\\Mailbox","fabrikam.example","Enterprise",'
+    '"/o=Fabrikam/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Configuration/cn=Servers/cn=CMS-FAB",'
+    '"cms-fab.fabrikam.example","False","False","True","False","True","Yes","False","False",'
+    '"Version 8.1 (Build 240.6)","fabrikam.example/Configuration/Sites/Head-Office","Mailbox","dc01.fabrikam.example",'
+    '"0.1 (8.0.535.0)","CMS-FAB","10/02/2011 14:03:12","03/01/2008 09:12:44"\r\n'
+    '"HUB-FAB","C:\\Program Files\\Microsoft\\Exchange Server\\Mailbox","fabrikam.example","Standard",'
+    '"/o=Fabrikam/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Configuration/cn=Servers/cn=HUB-FAB",'
+    '"hub-fab.fabrikam.example","True","True","True","False","False","No","False","False",'
+    '"Version 8.1 (Build 240.6)","fabrikam.example/Configuration/Sites/Head-Office","ClientAccess, HubTransport",'
+    '"dc01.fabrikam.example","0.1 (8.0.535.0)","HUB-FAB","10/02/2011 14:03:12","03/01/2008 09:12:44"\r\n'
+)
+# A Get-MailboxServer export adds ClusteredStorageType (2007: NonShared is CCR, Shared is SCC); 2010 and later add
+# DatabaseAvailabilityGroup. Invented servers.
+EXPORT_WITH_CLUSTER_COLUMNS = (
+    "#TYPE Selected.Microsoft.Exchange.Data.Directory.Management.ExchangeServer\r\n"
+    '"Name","Fqdn","Site","ServerRole","AdminDisplayVersion","IsMemberOfCluster","ClusteredStorageType","DatabaseAvailabilityGroup"\r\n'
+    '"CMS-FAB","cms-fab.fabrikam.example","fabrikam.example/Configuration/Sites/Head-Office","Mailbox","Version 8.1 (Build 240.6)","Yes","NonShared",""\r\n'
+    '"SCC-FAB","scc-fab.fabrikam.example","fabrikam.example/Configuration/Sites/Head-Office","Mailbox","Version 8.3 (Build 83.6)","Yes","Shared",""\r\n'
+    '"MBX19A","mbx19a.contoso.example","contoso.example/Configuration/Sites/Amsterdam","Mailbox","Version 15.2 (Build 1544.4)","No","","DAG-AMS"\r\n'
+)
+# The CMS's nodes, with our column names: each node's ExSetup.exe build (what a node runs), named after the CMS.
+NODES_CSV = (
+    "fqdn,site,roles,build,cluster,cluster_kind,cluster_role,is_forefront_installed\n"
+    "cms-fab-n1.fabrikam.example,Head-Office,Mailbox,8.1.240.6,CMS-FAB,CCR,active,true\n"
+    "cms-fab-n2.fabrikam.example,Head-Office,Mailbox,8.1.240.6,CMS-FAB,CCR,passive,true\n"
+)
+
+
+@pytest.mark.django_db
+def test_a_real_export_marks_the_clustered_mailbox_server_and_plan_refuses_it_until_its_nodes_are_known(
+    tmp_path, loaded_catalog, settings
+):
+    settings.EXCHANGEPATCH_TODAY = "2026-11-25"
+    output, _ = run(write(tmp_path, "exchange-2007.csv", EXPORT_2007))
+
+    assert "2 created" in output
+    cms = Server.objects.get(fqdn="cms-fab.fabrikam.example")
+    assert (cms.is_clustered_mailbox_server, cms.build_source, cms.reported_build) == (
+        True,
+        "admin_display",
+        "Version 8.1 (Build 240.6)",
+    )
+    assert Server.objects.get(fqdn="hub-fab.fabrikam.example").is_clustered_mailbox_server is False
+    assert not ClusterMember.objects.exists()  # the clustered mailbox server is no node
+    with pytest.raises(CommandError) as error:
+        call_command("plan", "--server", "cms-fab.fabrikam.example", stdout=io.StringIO())
+    assert "import its nodes (one row per node with its ExSetup.exe build, cluster=CMS-FAB" in str(error.value)
+
+    run(write(tmp_path, "nodes.csv", NODES_CSV))
+    plan = io.StringIO()
+    call_command("plan", "--server", "cms-fab.fabrikam.example", "--format", "json", stdout=plan)
+
+    steps = json.loads(plan.getvalue())["steps"]
+    commands = [s["command"] for s in steps if s["command"]]
+    assert 'cluster.exe group "CMS-FAB" /moveto:CMS-FAB-N2' in commands  # SP1 → SP3 on the CMS's nodes
+    assert "setup.com /upgradecms" in commands
+    assert Cluster.objects.get(name="CMS-FAB").members.count() == 2
+
+
+@pytest.mark.django_db
+def test_cluster_columns_give_the_kind_of_cluster_and_dag_membership(tmp_path, loaded_catalog):
+    run(write(tmp_path, "mailbox-servers.csv", EXPORT_WITH_CLUSTER_COLUMNS))
+
+    assert dict(Cluster.objects.values_list("name", "kind")) == {"CMS-FAB": "CCR", "SCC-FAB": "SCC", "DAG-AMS": "DAG"}
+    assert list(ClusterMember.objects.values_list("server__fqdn", "cluster__name")) == [
+        ("mbx19a.contoso.example", "DAG-AMS")
+    ]
+    assert set(Server.objects.filter(is_clustered_mailbox_server=True).values_list("fqdn", flat=True)) == {
+        "cms-fab.fabrikam.example", "scc-fab.fabrikam.example"}  # fmt: skip
+    again, _ = run(write(tmp_path, "mailbox-servers.csv", EXPORT_WITH_CLUSTER_COLUMNS))
+    assert "0 created, 0 updated, 3 unchanged" in again
+
+
+@pytest.mark.django_db
+def test_a_clustered_mailbox_server_cannot_be_a_member_and_nothing_is_written(tmp_path, loaded_catalog):
+    text = "fqdn,build,is_clustered_mailbox_server,cluster,cluster_kind\ncms.fabrikam.example,8.3.83.6,true,CCR-X,CCR\n"
+
+    with pytest.raises(CommandError):
+        run(write(tmp_path, "bad.csv", text))
+
+    assert not Server.objects.exists() and not Cluster.objects.exists()

@@ -80,3 +80,58 @@ def test_server_list_shows_the_latest_state(admin_client):
     response = admin_client.get("/admin/inventory/server/", {"q": "mbx-ex19-02"})
 
     assert [row.latest_state for row in response.context["cl"].result_list] == ["excepted"]
+
+
+def _rule_form(rule, **changes) -> dict:
+    import json
+
+    values = {
+        "key": rule.key, "kind": rule.kind, "products": json.dumps(rule.products), "description": rule.description,
+        "data": json.dumps(rule.data), "source_title": rule.source_title, "source_url": rule.source_url,
+        "source_document": rule.source_document, "source_date": rule.source_date or "", "is_practice": rule.is_practice,
+        "is_enabled": rule.is_enabled,
+    }  # fmt: skip
+    values.update(changes)
+    return {key: value for key, value in values.items() if value is not False}
+
+
+@pytest.mark.django_db
+def test_an_operator_edits_a_runbook_and_catalog_load_keeps_it(admin_client):
+    import json
+
+    from django.core.management import call_command
+
+    from kb.models import Rule
+
+    rule = Rule.objects.get(key="runbook.2010.dag")
+    data = rule.data | {"steps": [*rule.data["steps"], {"id": "backup", "kind": "verify", "scope": "node", "when": "after",
+                                                        "description": "A backup of {server} ran", "command": None}]}  # fmt: skip
+
+    response = admin_client.post(f"/admin/kb/rule/{rule.pk}/change/", _rule_form(rule, data=json.dumps(data)))
+    call_command("catalog_load", verbosity=0)
+
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert rule.is_operator_edited and rule.data["steps"][-1]["id"] == "backup"
+
+
+@pytest.mark.django_db
+def test_a_runbook_the_planner_cannot_read_is_refused_in_the_admin_and_nothing_is_saved(admin_client):
+    import json
+
+    from kb.models import Rule
+
+    rule = Rule.objects.get(key="runbook.2010.dag")
+    before = rule.data
+    data = rule.data | {"steps": [{"id": "x", "kind": "gate", "scope": "node", "when": "before",
+                                   "description": "check {servr}", "command": None}]}  # fmt: skip
+
+    response = admin_client.post(f"/admin/kb/rule/{rule.pk}/change/", _rule_form(rule, data=json.dumps(data)))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["data"] == [
+        "rule runbook.2010.dag: steps[0]: unknown placeholder(s) servr (known: server, fqdn, cluster, cms, target, "
+        "active, source, standby, other, update, build, site, license_switch, old_license_switch)"
+    ]
+    rule.refresh_from_db()
+    assert rule.data == before and not rule.is_operator_edited

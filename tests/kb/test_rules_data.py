@@ -11,7 +11,8 @@ RULES_PATH = Path(__file__).resolve().parents[2] / "kb" / "data" / "rules.json"
 
 PRODUCTS = ("2007", "2010", "2013", "2016", "2019", "SE")
 CU_PRODUCTS = ("2013", "2016", "2019", "SE")
-KINDS = {"support", "dotnet", "prerequisite", "step", "coexistence", "role_order"}
+KINDS = {"support", "dotnet", "prerequisite", "step", "coexistence", "role_order", "runbook", "ad_preparation",
+         "setup", "upgrade_path", "migration", "esu"}  # fmt: skip
 RULE_KEYS = {"key", "kind", "products", "description", "data", "source"}
 SOURCE_KEYS = {"title", "url", "document", "date", "is_practice"}
 FACTS = {"filter_pack", "ucma", "vcredist_2012", "vcredist_2013", "url_rewrite"}
@@ -90,7 +91,10 @@ def test_rule_source_is_complete(rule):
     assert source["title"].strip()
     assert len(source["title"]) <= 300
     assert isinstance(source["document"], str)
-    assert source["document"].startswith(("data/docs/", "domain.md §"))
+    # A copy in ../shared/data, the domain notes, a Microsoft page not copied there, or a practitioner's source.
+    assert source["document"].startswith(("data/docs/", "domain.md §", "microsoft: ", "practice: "))
+    if source["document"].startswith("practice: "):
+        assert source["is_practice"] is True
     assert len(source["document"]) <= 300
     if source["document"].startswith("data/docs/"):
         assert source["url"].startswith("https://learn.microsoft.com/")
@@ -226,25 +230,120 @@ def test_forefront_step():
     assert rule["data"]["before"]["command"] == "fscutility /disable"
     assert rule["data"]["after"]["command"] == "fscutility /enable"
     assert rule["data"]["cluster_note"].strip()
+    assert rule["data"]["cluster"]["kinds"] == ["CCR", "SCC"]
+    assert rule["data"]["cluster"]["verify"]["command"] == "Test-Mailflow -TargetMailboxServer {cms}"
 
 
-def test_coexistence_rules_one_per_introduced_product():
-    rules = rules_of("coexistence")
-    assert sorted(rule["data"]["introduce"] for rule in rules) == sorted(["2010", "2013", "2016", "2019", "SE"])
-    for rule in rules:
+def test_coexistence_gates_one_per_introduced_product_and_scoped_requirements():
+    gates = [rule for rule in rules_of("coexistence") if rule["data"].get("type", "gate") == "gate"]
+    first = [rule for rule in gates if rule["data"].get("from_level") is None]
+    assert sorted(rule["data"]["introduce"] for rule in first) == sorted(["2010", "2013", "2016", "2019", "SE"])
+    for rule in gates:
         data = rule["data"]
-        assert set(data) == {"introduce", "scope", "requires", "forbids", "self_min_level"}
+        assert set(data) <= {"introduce", "requires", "forbids", "self_min_level", "from_level", "type"}
         assert rule["products"] == [data["introduce"]]
-        assert data["scope"] in {"organization", "site"}
         assert set(data["forbids"]) <= set(PRODUCTS)
         assert data["introduce"] not in data["forbids"]
         assert data["self_min_level"] is None or LEVEL_RE.match(data["self_min_level"])
         for item in data["requires"]:
-            assert set(item) == {"product", "min_level", "min_update"}
+            assert set(item) == {"product", "min_level", "min_update", "scope"}
+            assert item["scope"] in {"organisation", "site"}
             assert item["product"] in PRODUCTS
             assert item["product"] not in data["forbids"]
             assert LEVEL_RE.match(item["min_level"])
             assert item["min_update"] is None or re.match(r"^Update Rollup [0-9]+$", item["min_update"])
+    # 2010 setup checks every 2007 server of the organisation, Edge included; SE CU2 refuses 2016 and 2019.
+    assert by_key("coexistence.2010")["data"]["requires"][0]["scope"] == "organisation"
+    assert by_key("coexistence.se_cu2")["data"] | {} == {
+        "introduce": "SE", "from_level": "CU2", "requires": [], "forbids": ["2016", "2019"], "self_min_level": None,
+    }  # fmt: skip
+
+
+def test_the_routing_rule_is_per_site_and_the_point_of_no_return_is_practice():
+    routing = by_key("coexistence.routing_hub")
+    assert routing["data"] == {"type": "routing", "products": ["2007", "2010"], "mailbox_role": "Mailbox",
+                               "transport_role": "HubTransport"}  # fmt: skip
+    assert by_key("coexistence.no_return")["source"]["is_practice"] is True
+
+
+STEP_KINDS = {"ad_preparation", "prerequisite", "gate", "pre_step", "failover", "install", "post_step", "verify"}
+RUNBOOK_KEYS = {"runbook.2007.ccr.service_pack", "runbook.2007.ccr.rollup", "runbook.2007.scc.service_pack",
+                "runbook.2007.scc.rollup", "runbook.2007.scr", "runbook.2010.dag", "runbook.2013_plus.dag",
+                "runbook.2013_plus.standalone", "runbook.2007_2010.standalone", "runbook.edge"}  # fmt: skip
+
+
+def test_there_is_a_runbook_for_every_family_and_kind_of_cluster():
+    assert {rule["key"] for rule in rules_of("runbook")} == RUNBOOK_KEYS
+    covered = {(product, rule["data"]["cluster_kind"]) for rule in rules_of("runbook") for product in rule["products"]}
+    assert {("2007", "CCR"), ("2007", "SCR"), ("2007", "SCC"), ("2010", "DAG"), ("2013", "DAG"), ("2016", "DAG"),
+            ("2019", "DAG"), ("SE", "DAG"), ("2007", None), ("2010", None), ("2019", None), ("SE", None)} <= covered  # fmt: skip
+
+
+@pytest.mark.parametrize("rule", rules_of("runbook"), ids=lambda rule: rule["key"])
+def test_runbook_steps_say_what_where_and_when(rule):
+    data = rule["data"]
+    assert data["cluster_kind"] in {None, "CCR", "SCR", "SCC", "DAG"}
+    assert set(data["install_kinds"]) <= UPDATE_KINDS
+    ids = [step["id"] for step in data["steps"]]
+    assert len(ids) == len(set(ids))
+    for step in data["steps"]:
+        assert step["kind"] in STEP_KINDS
+        assert step["scope"] in {"node", "cluster", "site", "organisation"}
+        assert step["when"] in {"before", "between", "after"}
+        assert step["description"].strip()
+        assert step["when"] != "between" or step["scope"] == "cluster"
+        assert step["command"] is None or step["command"].strip()
+    # Every runbook checks the build each node reports afterwards.
+    assert "exsetup" in ids
+
+
+def test_failover_gates_come_before_every_failover():
+    """Copy status Healthy with empty queues (and Test-ReplicationHealth) before a failover, wherever copies exist."""
+    for key in ("runbook.2007.ccr.rollup", "runbook.2010.dag", "runbook.2013_plus.dag"):
+        steps = by_key(key)["data"]["steps"]
+        kinds = [(step["kind"], (step["command"] or "").split(" ")[0]) for step in steps]
+        failover = next(index for index, (kind, _) in enumerate(kinds) if kind == "failover")
+        gates = [command for kind, command in kinds[:failover] if kind == "gate"]
+        assert any(command.startswith(("Get-StorageGroupCopyStatus", "Get-MailboxDatabase")) for command in gates), key
+        assert "Test-ReplicationHealth" in gates, key
+
+
+def test_ad_preparation_rules_name_every_level_of_the_catalog(snapshot):
+    levels, base = {}, {}
+    for entry in snapshot["entries"]:
+        if entry["kind"] in ("RTM", "SP", "CU"):
+            levels.setdefault(entry["product"], set()).add(entry["level"])
+            base[(entry["product"], entry["level"])] = version_key(entry["build"])
+    for rule in rules_of("ad_preparation"):
+        (product,) = rule["products"]
+        data = rule["data"]
+        assert set(data["levels"]) == levels[product], product
+        assert set(data["commands"]) == {"schema", "organisation", "domains"}
+        in_build_order = sorted(data["levels"], key=lambda name: base[(product, name)])
+        uppers = [data["levels"][name]["range_upper"] for name in in_build_order]
+        assert uppers == sorted(uppers), f"{product}: rangeUpper never goes down from one level to the next"
+    assert by_key("ad_preparation.2019")["data"]["levels"]["CU15"] == {
+        "range_upper": 17003, "object_version_default": 13243, "object_version_configuration": 16763,
+    }  # fmt: skip
+
+
+def test_esu_and_the_road_to_se():
+    esu = by_key("esu.2016_2019")
+    assert esu["data"] == {"released_after": "2025-10-14", "levels": {"2016": ["CU23"], "2019": ["CU14", "CU15"]}}
+    assert by_key("upgrade_path.2019_se")["data"] == {"from": "2019", "from_levels": ["CU14", "CU15"], "to": "SE"}
+    migration = by_key("migration.2016_se")["data"]
+    assert migration["from"] == ["2016"] and migration["to"] == "SE"
+    assert migration["steps"][0]["id"] == "new_server"
+    assert [step["id"] for step in migration["steps"]][-1] == "uninstall"
+
+
+def test_the_bundled_rules_load_as_engine_values():
+    from kb.engine.rules import Rules
+
+    rules = Rules.from_dicts(RULES)
+    assert len(rules.runbooks) == len(RUNBOOK_KEYS)
+    assert sorted(rules.ad_preparation) == sorted(PRODUCTS)
+    assert rules.no_return is not None and rules.no_return.is_practice
 
 
 def test_role_order_rule():

@@ -37,5 +37,14 @@ class Command(BaseCommand):
                 self.stdout.write("  prerequisites missing: " + "; ".join(item["missing_prerequisites"]))
             if item["days_behind"]:
                 self.stdout.write(f"  {item['days_behind']} days behind")
+            latest = item["latest_security_update"]
+            if latest:
+                has = {True: "yes", False: "no", None: "cannot tell"}[item["has_latest_security_update"]]
+                esu = ", ESU-only update" if latest["esu_only"] else ""
+                self.stdout.write(
+                    f"  latest security update installed: {has} ({latest['name']} {latest['kb'] or ''}{esu})".replace(
+                        " )", ")"
+                    )
+                )
             for reason in item["reasons"]:
                 self.stdout.write(f"  - {reason}")

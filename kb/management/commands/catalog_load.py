@@ -17,4 +17,5 @@ class Command(BaseCommand):
             f"catalog: {report.entries_created} created, {report.entries_updated} updated; "
             f"conflicts: {report.conflicts_created} new; fixes: {report.fixes_created} new, {report.links_created} links; "
             f"rules: {report.rules.created} created, {report.rules.updated} updated, {report.rules.unchanged} unchanged"
+            + (f", {report.rules.removed} removed (no longer bundled)" if report.rules.removed else "")
         )

@@ -171,3 +171,88 @@ def test_verdicts_say_when_the_catalog_is_older_than_45_days(catalog, rules, bui
 
     assert any(reason.startswith("the catalog is 98 days old (as of 2026-08-19)") for reason in stale.reasons)
     assert not any("days old" in reason for reason in fresh.reasons)
+
+
+# -- ESU, end of life, and the latest security update as its own fact ---------------------------------------------
+
+
+def esu_verdict(catalog, rules, build, *, esu_until=None, dotnet="4.8", prerequisites=()):
+    facts = ServerFacts(build, "exsetup", ("Mailbox",), dotnet, tuple(sorted(prerequisites)), esu_until)
+    return evaluate(facts, catalog, rules, today=NOW)
+
+
+def test_a_2019_server_of_an_organisation_not_enrolled_in_esu_is_end_of_life_and_lists_esu_only_updates(catalog, rules):
+    result = esu_verdict(catalog, rules, "15.2.1748.39")  # CU15 Oct25SU, the last public SU
+
+    assert result.state == "end_of_life"
+    assert result.install is None  # nothing public left to install: the rest are ESU-only updates
+    assert [(ref.name, ref.is_esu_only) for ref in result.missing] == [
+        ("Dec25SU", True), ("Feb26SU", True), ("Jun26SU", True), ("Jul26SU", True), ("Aug26SU", True),
+    ]  # fmt: skip
+    assert result.reasons[-1] == (
+        "5 ESU-only update(s) not installed (Dec25SU, Feb26SU, Jun26SU, Jul26SU, Aug26SU): obtainable only through "
+        "Microsoft's Extended Security Update program"
+    )
+    assert (
+        "updates released after that date are ESU-only updates (the organisation is not marked enrolled)"
+        in result.reasons[0]
+    )
+    assert (result.is_supported, result.has_latest_security_update) == (False, False)
+    assert (result.latest_security_update.name, result.latest_security_update.is_esu_only) == ("Aug26SU", True)
+
+
+def test_an_enrolled_organisation_is_asked_for_the_esu_only_update(catalog, rules):
+    result = esu_verdict(catalog, rules, "15.2.1748.39", esu_until=date(2027, 4, 14))
+
+    assert result.state == "security_update_missing"
+    assert (result.install.name, result.install.kb, result.install.is_esu_only) == ("Aug26SU", "KB5121574", True)
+    assert "security updates missing: Dec25SU (KB5071875), build 15.2.1748.42 (ESU-only update)" in result.reasons[1]
+    assert result.reasons[-1].endswith(
+        "the organisation is enrolled in Extended Security Updates until 2027-04-14 (ESU-only updates, not support)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("_case", "build", "esu_until", "state"),
+    [
+        ("enrolment ended", "15.2.1748.39", date(2026, 4, 14), "end_of_life"),
+        ("ESU does not cover CU13", "15.2.1258.39", date(2027, 4, 14), "unsupported_level"),
+        ("2016 CU23 covered", "15.1.2507.61", date(2027, 4, 14), "security_update_missing"),
+        ("SE has no ESU: supported", "15.2.2562.20", None, "security_update_missing"),
+    ],
+)
+def test_esu_covers_only_the_enrolled_period_and_levels(catalog, rules, _case, build, esu_until, state):
+    assert esu_verdict(catalog, rules, build, esu_until=esu_until).state == state
+
+
+def test_an_end_of_life_server_still_reports_missing_prerequisites_and_how_far_behind_it_is(catalog, rules):
+    result = esu_verdict(catalog, rules, "15.1.2507.37", dotnet="4.7.2")  # 2016 CU23 Mar24SU on .NET 4.7.2
+
+    assert result.state == "end_of_life"
+    assert result.missing_prerequisites == (
+        ".NET Framework 4.8 (CU23 supports 4.8; server has 4.7.2)",
+        "Unified Communications Managed API 4.0, Core Runtime 64-bit",
+        "Visual C++ Redistributable Package for Visual Studio 2012",
+        "Visual C++ Redistributable Package for Visual Studio 2013",
+        "IIS URL Rewrite Module",
+    )
+    assert result.install.name == "Oct25SU"
+    assert result.days_behind == (NOW - date(2024, 4, 23)).days  # from Apr24HU, the oldest missing update
+
+
+@pytest.mark.parametrize(
+    ("_case", "build", "source", "latest", "has_it"),
+    [
+        ("SE on the newest SU", "15.2.2562.46", "exsetup", "Aug26SU", True),
+        ("SE behind", "15.2.2562.20", "exsetup", "Aug26SU", False),
+        ("2019 CU13, unsupported but on its last SU", "15.2.1258.39", "exsetup", "Nov24SU v2", True),
+        ("AdminDisplayVersion cannot tell", "Version 15.2 (Build 1748.10)", "admin_display", "Aug26SU", None),
+        ("rollups are not flagged as security updates", "8.3.192.1", "exsetup", None, None),
+    ],
+)  # fmt: skip
+def test_latest_security_update_installed_is_its_own_fact(catalog, rules, _case, build, source, latest, has_it):
+    facts = ServerFacts(build, source, ("Mailbox",), "4.8")
+    result = evaluate(facts, catalog, rules, today=NOW)
+
+    assert (result.latest_security_update.name if result.latest_security_update else None) == latest
+    assert result.has_latest_security_update is has_it

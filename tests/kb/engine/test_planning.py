@@ -6,16 +6,8 @@ from datetime import UTC, date, datetime, time
 import pytest
 
 from kb.engine.compliance import ServerFacts
-from kb.engine.planning import (
-    EstateServer,
-    PlanError,
-    PlanServer,
-    WindowSpec,
-    coexistence_check,
-    plan_for_server,
-    prerequisite_order,
-    rollout_plan,
-)
+from kb.engine.estate import EstateServer, WindowSpec, rollout_plan
+from kb.engine.planning import PlanError, PlanServer, plan_for_server, prerequisite_order
 from kb.engine.rules import Rules
 from tests.conftest import ROOT
 
@@ -43,25 +35,28 @@ def kinds_and_kbs(plan):
         ("2007 SP3 RU4 → RU23 only", "8.3.192.1", None, ["Exchange Server 2007 SP3 Update Rollup 23"]),
         ("2007 SP2 → SP3 then its latest RU", "8.2.305.3", None, ["Exchange Server 2007 SP3", "Exchange Server 2007 SP3 Update Rollup 23"]),
         ("2010 SP3 RU4 → a named rollup", "14.3.174.1", "Update Rollup 10", ["Exchange Server 2010 SP3 Update Rollup 10"]),
-        ("2019 CU14 Mar24SU → latest SU of CU14", "15.2.1544.9", None, ["Exchange Server 2019 CU14 Aug26SU"]),
-        ("2019 CU14 → CU15 then its latest SU", "15.2.1544.9", "CU15", ["Exchange Server 2019 CU15", "Exchange Server 2019 CU15 Aug26SU"]),
+        ("2019 CU14 Mar24SU → latest public SU of CU14 (not enrolled in ESU)", "15.2.1544.9", None, ["Exchange Server 2019 CU14 Oct25SU"]),
+        ("2019 CU14 → CU15 then its latest public SU", "15.2.1544.9", "CU15", ["Exchange Server 2019 CU15", "Exchange Server 2019 CU15 Oct25SU"]),
+        ("an ESU-only update named explicitly", "15.2.1544.9", "Aug26SU", ["Exchange Server 2019 CU14 Aug26SU (ESU-only update)"]),
         ("by KB", "15.2.1544.4", "KB5036386", ["Exchange Server 2019 CU14 Mar24SU"]),
     ],
 )  # fmt: skip
 def test_installs_skip_what_cumulation_makes_unnecessary(catalog, rules, _case, build, target, installs):
     plan = plan_for_server(server(build), catalog, rules, target=target, today=NOW)
 
-    assert [s.description.removeprefix("Install ") for s in plan.steps if s.kind == "install"] == installs
+    assert [
+        s.description.removeprefix("Install ").removesuffix(" on EX01") for s in plan.steps if s.kind == "install"
+    ] == installs
     assert plan.steps[-1].kind == "verify"
 
 
 @pytest.mark.parametrize(
     ("_case", "build", "forefront", "expected"),
     [
-        ("2007 with Forefront", "8.3.192.1", True, ["pre_step", "install", "post_step", "verify"]),
-        ("2007 without Forefront", "8.3.192.1", False, ["install", "verify"]),
-        ("2010 SP2 → SP3 + RU: disabled once around both", "14.2.390.3", True, ["pre_step", "install", "install", "post_step", "verify"]),
-        ("2019 has no Forefront step", "15.2.1544.9", True, ["install", "verify"]),
+        ("2007 with Forefront", "8.3.192.1", True, ["pre_step", "install", "post_step"]),
+        ("2007 without Forefront", "8.3.192.1", False, ["install"]),
+        ("2010 SP2 → SP3 + RU: disabled once around both", "14.2.390.3", True, ["pre_step", "install", "install", "post_step"]),
+        ("2019 has no Forefront step", "15.2.1544.9", True, ["install"]),
     ],
 )  # fmt: skip
 def test_forefront_is_disabled_around_2007_2010_installs_only_where_installed(
@@ -71,9 +66,12 @@ def test_forefront_is_disabled_around_2007_2010_installs_only_where_installed(
         server(build, roles=("EdgeTransport",), is_forefront_installed=forefront), catalog, rules, today=NOW
     )
 
-    assert [s.kind for s in plan.steps] == expected
-    commands = [s.command for s in plan.steps if s.kind in ("pre_step", "post_step")]
-    assert commands == (["fscutility /disable", "fscutility /enable"] if expected[0] == "pre_step" else [])
+    around = [s for s in plan.steps if s.kind == "install" or (s.command or "").startswith("fscutility")]
+    assert [s.kind for s in around] == expected
+    commands = [s.command for s in around if s.kind != "install"]
+    assert commands == (
+        ["fscutility /disable", "fscutility /enable"] if forefront and expected[0] == "pre_step" else []
+    )
 
 
 def test_dotnet_stepping_follows_the_supported_order(catalog, rules):
@@ -82,14 +80,15 @@ def test_dotnet_stepping_follows_the_supported_order(catalog, rules):
     )
 
     sequence = [
-        s.description.removeprefix("Install ").removeprefix("Exchange Server 2016 ")
+        s.description.removeprefix("Install ").removeprefix("Exchange Server 2016 ").replace(" on EX01", "")
         for s in plan.steps
         if s.kind == "install" or s.description.startswith("Install .NET")
     ]
     assert sequence == [
         "CU9", ".NET Framework 4.7.1 and reboot", "CU12", ".NET Framework 4.7.2 and reboot", "CU14",
-        ".NET Framework 4.8 and reboot", "CU23", "CU23 Aug26SU",
+        ".NET Framework 4.8 and reboot", "CU23", "CU23 Oct25SU",
     ]  # fmt: skip
+    assert "newer ESU-only updates exist for CU23 (up to Aug26SU)" in " ".join(plan.notes)
 
 
 def test_dotnet_first_when_the_current_cu_supports_what_the_target_needs(catalog, rules):
@@ -97,9 +96,9 @@ def test_dotnet_first_when_the_current_cu_supports_what_the_target_needs(catalog
 
     steps = [(s.kind, s.description) for s in plan.steps if s.kind in ("prerequisite", "install")]
     assert steps == [
-        ("prerequisite", "Install .NET Framework 4.8 and reboot"),
-        ("install", "Install Exchange Server 2019 CU15"),
-        ("install", "Install Exchange Server 2019 CU15 Aug26SU"),
+        ("prerequisite", "Install .NET Framework 4.8 on EX01 and reboot"),
+        ("install", "Install Exchange Server 2019 CU15 on EX01"),
+        ("install", "Install Exchange Server 2019 CU15 Oct25SU on EX01"),
     ]
 
 
@@ -112,27 +111,18 @@ def test_missing_prerequisites_come_first_with_their_source(catalog, rules):
     assert plan.steps[0].rule.startswith("prerequisite.filter_pack.2010")
 
 
-def test_dag_member_gets_copy_checks_and_the_active_one_a_move(catalog, rules):
-    passive = plan_for_server(
+def test_a_dag_member_planned_alone_is_drained_and_says_so(catalog, rules):
+    plan = plan_for_server(
         server("15.2.1544.9", cluster="DAG1", cluster_kind="DAG"), catalog, rules, target="CU15", today=NOW
     )
-    active = plan_for_server(
-        server("15.2.1544.9", cluster="DAG1", cluster_kind="DAG", is_active=True),
-        catalog,
-        rules,
-        target="CU15",
-        today=NOW,
-    )
 
-    assert [s.command.split()[0] for s in passive.steps if s.kind == "pre_step"] == [
-        "Get-MailboxDatabaseCopyStatus",
-        "Set-ServerComponentState",
-    ]
-    assert "Move-ActiveMailboxDatabase -Server EX01" in [s.command for s in active.steps]
-    assert [s.command.split()[0] for s in passive.steps if s.kind == "post_step"] == [
-        "Set-ServerComponentState",
-        "Get-MailboxDatabaseCopyStatus",
-    ]
+    commands = [(s.kind, s.command.split()[0]) for s in plan.steps if s.command]
+    assert commands[0] == ("ad_preparation", "Setup.exe")  # CU15 raises objectVersion (Configuration) 16762 → 16763
+    assert commands.index(("pre_step", "Set-ServerComponentState")) < commands.index(("install", "Setup.exe"))
+    assert ("pre_step", "Suspend-ClusterNode") in commands and ("post_step", "Resume-ClusterNode") in commands
+    assert (
+        plan.notes[0] == "planned without the other members of DAG1: plan the whole DAG to get its order and failovers"
+    )
 
 
 @pytest.mark.parametrize(
@@ -143,7 +133,8 @@ def test_dag_member_gets_copy_checks_and_the_active_one_a_move(catalog, rules):
         ("KB of another product", "15.2.1544.9", "KB4011325", "KB4011325 is an update for Exchange Server 2007, not Exchange Server 2019"),
         ("unknown target", "15.2.1544.9", "CU99", "'CU99' is not a level, update or KB of Exchange Server 2019"),
         ("unknown KB", "15.2.1544.9", "KB1234567", "KB1234567 is not in the catalog"),
-        ("SE from 2016", "15.1.2507.6", "SE", "no in-place upgrade from Exchange Server 2016"),
+        ("2019 from 2016", "15.1.2507.6", "2019", "no in-place upgrade from Exchange Server 2016 to Exchange Server 2019"),
+        ("an older version", "15.2.1544.9", "2016", "no in-place upgrade from Exchange Server 2019 to Exchange Server 2016: it is an older version"),
         ("unknown build", "16.0.1.1", None, "is not a known Exchange 2007 or later build"),
     ],
 )  # fmt: skip
@@ -194,7 +185,7 @@ def estate(fqdn, site, roles, *, internet=False, cluster=None, active=False, win
 
 
 def order(rollout):
-    return [[item.server.fqdn.split(".")[0] for item, _ in wave.servers] for wave in rollout.waves]
+    return [[item.fqdn.split(".")[0] for item in wave.servers] for wave in rollout.waves]
 
 
 def test_internet_facing_sites_first_then_the_role_order(catalog, rules):
@@ -265,77 +256,3 @@ def test_blocked_and_up_to_date_servers_are_reported(catalog, rules):
     assert rollout["blocked"] == [
         {"fqdn": "odd.x.example", "reason": "build 16.0.1.1 is not a known Exchange 2007 or later build"}
     ]
-
-
-# -- coexistence -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("_case", "introduce", "build", "site", "blocked", "reason"),
-    [
-        ("2007 SP1 blocks 2010 in its site", "2010", "8.1.436.0", None, True, "Exchange Server 2010 needs SP2 or later"),
-        ("2007 SP1 in another site does not", "2010", "8.1.436.0", "Elsewhere", False, None),
-        ("2007 SP2 passes the 2010 gate", "2010", "8.2.176.2", None, False, None),
-        ("2007 SP3 RU4 blocks 2013", "2013", "8.3.192.1", None, True, "Exchange Server 2013 needs SP3 Update Rollup 10 or later"),
-        ("2007 SP3 RU10 passes 2013", "2013", "8.3.298.3", None, False, None),
-        ("2010 SP3 RU10 blocks 2016", "2016", "14.3.248.2", None, True, "needs SP3 Update Rollup 11 or later"),
-        ("2007 may not remain for 2016", "2016", "8.3.517.0", None, True, "may not remain in the organisation"),
-        ("2013 CU20 blocks 2019", "2019", "15.0.1367.3", None, True, "needs CU21 or later"),
-        ("2013 may not remain for SE", "SE", "15.0.1497.48", None, True, "may not remain"),
-    ],
-)  # fmt: skip
-def test_coexistence_gates(catalog, rules, _case, introduce, build, site, blocked, reason):
-    servers = [estate("old.x.example", "HQ", ("HubTransport",), build=build)]
-    blockers = (
-        coexistence_check(introduce, servers, catalog, rules, today=NOW, site=site or "HQ")
-        if site is None
-        else coexistence_check(introduce, servers, catalog, rules, today=NOW, site=site)
-    )
-
-    assert bool(blockers) is blocked
-    if blocked:
-        assert reason in blockers[0].reason
-
-
-def test_a_blocker_comes_with_the_plan_that_clears_it(catalog, rules):
-    servers = [estate("old.x.example", "HQ", ("HubTransport",), build="8.3.192.1")]
-    blocker = coexistence_check("2013", servers, catalog, rules, today=NOW)[0]
-
-    assert [s.kb for s in blocker.plan.steps if s.kind == "install"] == ["KB2788321"]
-    assert blocker.rule.startswith("coexistence.2013")
-
-
-def test_unknown_product_to_introduce_is_an_error(catalog, rules):
-    with pytest.raises(PlanError, match="no coexistence rules for '2003'"):
-        coexistence_check("2003", [], catalog, rules, today=NOW)
-
-
-def test_servers_of_another_organisation_never_block(catalog, rules):
-    servers = [
-        EstateServer(server("8.3.192.1", fqdn="old.fabrikam.example"), "HQ", False, (), "fabrikam.example"),
-        EstateServer(server("15.2.1544.9", fqdn="new.contoso.example"), "HQ", False, (), "contoso.example"),
-    ]
-
-    assert coexistence_check("SE", servers, catalog, rules, today=NOW, organisation="contoso.example") == []
-    blocked = coexistence_check("SE", servers, catalog, rules, today=NOW)
-    assert [(b.fqdn, b.organisation) for b in blocked] == [("old.fabrikam.example", "fabrikam.example")]
-
-
-def test_an_organisation_wide_gate_looks_beyond_the_named_site(catalog, rules):
-    servers = [estate("hq.x.example", "HQ", ("HubTransport",), build="8.3.517.0"),
-               estate("branch.x.example", "Branch", ("HubTransport",), build="8.3.192.1")]  # fmt: skip
-
-    site_gate = coexistence_check("2010", servers, catalog, rules, today=NOW, site="HQ")
-    organisation_gate = coexistence_check("2013", servers, catalog, rules, today=NOW, site="HQ")
-
-    assert site_gate == []  # 2010 only needs the 2007 servers of that site at SP2
-    assert [b.fqdn for b in organisation_gate] == ["branch.x.example"]
-
-
-def test_the_newcomer_itself_must_meet_its_minimum_level(catalog, rules):
-    servers = [EstateServer(server("15.0.620.29", fqdn="ex13.x.example", dotnet="4.5"), "HQ", False)]  # 2013 CU1
-
-    blockers = coexistence_check("2013", servers, catalog, rules, today=NOW)
-
-    assert [b.reason.split("; ")[-1] for b in blockers] == ["Exchange Server 2013 needs CU2 or later"]
-    assert next(s.kb for s in blockers[0].plan.steps if s.kind == "install") == "KB2859928"  # CU2
