@@ -187,28 +187,32 @@ COEXISTENCE_VERSIONS = ("2010", "2013", "2016", "2019", "SE")
 
 @portal_view
 def coexistence(request):
-    """Pick a version to introduce: the blockers, each with the plan that clears it."""
+    """Pick a version to introduce (or none: what already runs side by side): the blockers, each with its plan."""
     introduce = request.GET.get("introduce", "").strip().upper()
     organisation = request.GET.get("organisation", "").strip() or None
     site = request.GET.get("site", "").strip() or None
+    checked = bool(introduce)
+    if introduce == "NONE":
+        introduce = ""
     context = {
-        "introduce": introduce, "organisation": organisation or "", "site": site or "",
+        "introduce": introduce, "organisation": organisation or "", "site": site or "", "checked": checked,
+        "introduce_name": PRODUCTS[introduce].name if introduce in COEXISTENCE_VERSIONS else introduce,
         "versions": [(key, PRODUCTS[key].name) for key in COEXISTENCE_VERSIONS],
         "organisations": Organisation.objects.order_by("name").values_list("name", flat=True),
         "sites": Site.objects.order_by("name").values_list("name", flat=True).distinct(),
     }  # fmt: skip
-    if not introduce:
+    if not checked:
         return render(request, "inventory/coexistence.html", context)
     errors = []
-    if introduce not in COEXISTENCE_VERSIONS:
-        errors.append(f"introduce: {introduce!r} is not one of {', '.join(COEXISTENCE_VERSIONS)}")
+    if introduce and introduce not in COEXISTENCE_VERSIONS:
+        errors.append(f"introduce: {introduce!r} is not one of {', '.join(COEXISTENCE_VERSIONS)} or none")
     if site and not Site.objects.filter(name=site).exists():
         errors.append(f"site: {site!r} is not a site in the inventory")
     if organisation and not Organisation.objects.filter(name=organisation).exists():
         errors.append(f"organisation: {organisation!r} is not an organisation in the inventory")
     if not errors:
         try:
-            context["blockers"] = check_coexistence(introduce, site=site, organisation=organisation)
+            context["report"] = check_coexistence(introduce or None, site=site, organisation=organisation)
         except PlanError as error:
             errors.append(str(error))
     context["errors"] = errors

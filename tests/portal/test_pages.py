@@ -2,10 +2,13 @@
 
 import csv
 import io
+import json
 import re
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils.html import escape
 
 from inventory.models import Change, ScanRun, Server, Waiver
 from inventory.selectors import compliance_summary, fix_status
@@ -14,8 +17,9 @@ from tests.conftest import portal_reader_create
 from tests.portal.conftest import invented_estate
 
 pytestmark = pytest.mark.django_db
-DEMO_STATES = {"current": 1, "end_of_life": 4, "excepted": 1, "rollup_unknown": 1, "security_update_missing": 3,
-               "unknown_build": 1, "unsupported_level": 2, "update_available": 1}  # fmt: skip
+# The demo estate (invented, inventory/demo.py) scanned as of 2024-06-01: 24 servers in four organisations.
+DEMO_STATES = {"current": 1, "end_of_life": 10, "excepted": 1, "rollup_unknown": 2, "security_update_missing": 3,
+               "unknown_build": 1, "unsupported_level": 2, "update_available": 4}  # fmt: skip
 
 
 def rows_of(response) -> list[dict]:
@@ -78,7 +82,7 @@ def test_dashboard_counts_are_the_api_summary(portal, demo):
         for state, count in re.findall(r'data-state="(\w+)">\s*<div class="count" data-count="(\d+)"', html)
     }
     assert {state: count for state, count in shown.items() if count} == DEMO_STATES == compliance_summary()["by_state"]
-    assert 'data-count="14"' in html and "14.3 %" in html  # current + excepted = 2 of 14
+    assert 'data-count="24"' in html and "8.3 %" in html  # current + excepted = 2 of 24
     assert [row["label"] for row in response.context["levels"]][:2] == [
         "Exchange Server 2007 SP2",
         "Exchange Server 2007 SP3",
@@ -89,25 +93,29 @@ def test_dashboard_panels_link_to_the_servers_behind_them(portal, demo):
     context = portal.get("/").context
 
     needed = context["needed"][0]
-    assert (needed["kb"], needed["install_count"], needed["server_count"]) == ("KB5037224", 4, 4)
-    assert (needed["url"], needed["install_url"]) == ("/servers/?needs=KB5037224", "/servers/?installs=KB5037224")
-    assert len(fqdns_listed(portal.get(needed["install_url"]))) == 4
+    # 2007 SP3 RU23: the next install of the eight SP3 servers; missing on seven, unknown on the one whose AD form
+    # of the build cannot tell its rollup (ccr-ex07, "Version 8.3 (Build 83.6)")
+    assert (needed["kb"], needed["install_count"], needed["server_count"]) == ("KB4011325", 8, 7)
+    assert (needed["url"], needed["install_url"]) == ("/servers/?needs=KB4011325", "/servers/?installs=KB4011325")
+    assert len(fqdns_listed(portal.get(needed["install_url"]))) == 8
+    assert "ccr-ex07.fabrikam.example" not in fqdns_listed(portal.get(needed["url"]))
     rollup = next(
         row for row in context["needed"] if row["kb"] == "KB2602324"
     )  # 2007 SP3 RU5: superseded, not to install
-    assert (rollup["install_count"], rollup["server_count"]) == (0, 3)
-    assert len(fqdns_listed(portal.get(needed["url"]))) == 4
+    assert (rollup["install_count"], rollup["server_count"]) == (0, 7)
+    assert len(fqdns_listed(portal.get(needed["url"]))) == 7
     level = next(row for row in context["levels"] if row["label"] == "Exchange Server 2019 CU14")
-    assert (level["count"], level["url"]) == (3, "/servers/?product=2019&level=CU14")
+    assert (level["count"], level["url"]) == (5, "/servers/?product=2019&level=CU14")
     assert sorted(fqdns_listed(portal.get(level["url"]))) == [
         "cas-ex19-01.contoso.example", "edge-ex19-01.contoso.example", "mbx-ex19-01.contoso.example",
+        "mbx-ex19-a.northwind.example", "mbx-ex19-b.northwind.example",
     ]  # fmt: skip
     assert [result.server.fqdn for result in context["overdue"]][:2] == [
         "hub-ex07-01.fabrikam.example",
         "ccr-ex07-a.fabrikam.example",
     ]
     overdue = portal.get(context["overdue_url"])
-    assert len(fqdns_listed(overdue)) == compliance_summary()["overdue"]["count"] == 9
+    assert len(fqdns_listed(overdue)) == compliance_summary()["overdue"]["count"] == 18
 
 
 def test_dashboard_without_a_scan_says_what_to_do(portal, loaded_catalog):
@@ -139,13 +147,16 @@ def test_dashboard_shows_the_trend_and_the_newly_noncompliant(portal, demo):
     ("query", "expected"),
     [
         ({"state": "excepted"}, ["mbx-ex19-02.contoso.example"]),
-        ({"state": "rollup_unknown"}, ["mbx-ex10-01.contoso.example"]),
-        ({"product": "2007", "level": "SP3"}, ["ccr-ex07-a.fabrikam.example", "ccr-ex07-b.fabrikam.example", "edge-ex07-01.fabrikam.example"]),
-        ({"product": "2016"}, ["mbx-ex16-01.contoso.example"]),
+        ({"state": "rollup_unknown"}, ["ccr-ex07.fabrikam.example", "mbx-ex10-01.contoso.example"]),  # AD forms
+        ({"product": "2007", "level": "SP3"}, ["ccr-ex07-a.fabrikam.example", "ccr-ex07-b.fabrikam.example", "ccr-ex07.fabrikam.example",
+                                              "edge-ex07-01.fabrikam.example", "mbx-ex07-02.fabrikam.example", "scc-ex07-a.fabrikam.example",
+                                              "scc-ex07-b.fabrikam.example", "scr-ex07-dr.fabrikam.example"]),
+        ({"product": "2016"}, ["mbx-ex16-01.contoso.example", "mbx-ex16-nw.northwind.example"]),
         ({"site": "perimeter"}, ["cas-ex19-01.contoso.example", "edge-ex19-01.contoso.example", "edge-ex19-02.contoso.example"]),
         ({"role": "EdgeTransport"}, ["edge-ex07-01.fabrikam.example", "edge-ex19-01.contoso.example", "edge-ex19-02.contoso.example"]),
         ({"cluster": "dag-eu"}, ["cas-ex19-01.contoso.example", "mbx-ex19-01.contoso.example", "mbx-ex19-02.contoso.example"]),
-        ({"tag": "legacy"}, ["mbx-ex10-01.contoso.example", "mbx-ex13-01.contoso.example", "mbx-ex16-01.contoso.example"]),
+        ({"tag": "legacy"}, ["mbx-ex10-01.contoso.example", "mbx-ex13-01.contoso.example", "mbx-ex16-01.contoso.example",
+                             "mbx-ex16-nw.northwind.example"]),
         ({"q": "ex19-0"}, ["cas-ex19-01.contoso.example", "edge-ex19-01.contoso.example", "edge-ex19-02.contoso.example",
                            "mbx-ex19-01.contoso.example", "mbx-ex19-02.contoso.example", "mbx-ex19-03.contoso.example"]),
         ({"q": "15.02.1258.016"}, ["edge-ex19-02.contoso.example"]),  # the long form finds the short form too
@@ -182,14 +193,14 @@ def test_an_invalid_search_shows_a_message_and_no_servers(portal, demo, query, m
 def test_server_list_sorts_by_days_behind_most_first(portal, demo):
     days = [row.days_behind for row in portal.get("/servers/").context["table"].page.object_list.data]
 
-    assert days[:9] == [5108, 4637, 4637, 4637, 963, 753, 298, 81, 81]
+    assert days[:13] == [5108, *[4637] * 7, 3091, 3091, 963, 753, 298]  # 2007 SP2, the 2007 SP3 servers, 2010 SP3…
     assert days[-1] is None  # never behind-known (unknown build, rollup unknown) last
 
 
 @pytest.mark.parametrize("sort", ["-days_behind", "days_behind", "fqdn", "-fqdn", "state", "-site"])
 def test_keyset_pages_walk_every_server_once_in_order_both_ways(portal, demo, settings, sort):
     full = fqdns_listed(portal.get("/servers/", {"sort": sort}))
-    settings.EXCHANGEPATCH_PAGE_SIZE = 4
+    settings.EXCHANGEPATCH_PAGE_SIZE = 5
     pages, response = [], portal.get("/servers/", {"sort": sort})
     while True:
         pages.append(fqdns_listed(response))
@@ -199,9 +210,9 @@ def test_keyset_pages_walk_every_server_once_in_order_both_ways(portal, demo, se
         response = portal.get("/servers/", {"sort": sort, "page": table.page.next_page_number()})
     back = portal.get("/servers/", {"sort": sort, "page": response.context["table"].page.previous_page_number()})
 
-    assert len(full) == 14
+    assert len(full) == Server.objects.count() == 24
     assert [fqdn for page in pages for fqdn in page] == full
-    assert [len(page) for page in pages] == [4, 4, 4, 2]
+    assert [len(page) for page in pages] == [5, 5, 5, 5, 4]
     assert fqdns_listed(back) == pages[-2]
 
 
@@ -221,7 +232,7 @@ def test_server_list_exports_every_matching_server_as_csv(portal, demo, settings
     rows = rows_of(response)
 
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    assert len(rows) == Server.objects.filter(tags__name="production").count() == 7
+    assert len(rows) == Server.objects.filter(tags__name="production").count() == 15
     excepted = next(row for row in rows if row["FQDN"] == "mbx-ex19-02.contoso.example")
     assert excepted == {"FQDN": "mbx-ex19-02.contoso.example", "Site": "Amsterdam", "Roles": "Mailbox",
                         "Build": "15.2.1258.28", "Runs": "Exchange Server 2019 CU13 Nov23SU",
@@ -258,8 +269,15 @@ def test_server_page_shows_build_verdict_plan_cluster_waivers_and_history(portal
     assert [(h.scan_id, h.state) for h in detail.history] == [(ScanRun.objects.get().pk, "excepted")]
     plan = response.context["plan"]
     assert "Get-MailboxDatabaseCopyStatus -Server MBX-EX19-02" in html  # the DAG pre-step, copyable
-    assert [step.kind for step in plan.steps][-1] == "verify"
-    assert plan.target["update"] == "Aug26SU"  # plans are for today; the demo scan is as of June 2024
+    assert "Suspend-ClusterNode -Name MBX-EX19-02" in html  # a DAG member is drained before it is patched
+    own = [step.kind for step in plan.steps if step.server == "mbx-ex19-02.contoso.example"]
+    assert "install" in own and own.index("install") < len(own) - 1 and own[-1] in ("verify", "gate")
+    assert plan.steps[-1].scope == "cluster" and "RedistributeActiveDatabases.ps1" in plan.steps[-1].command
+    # plans are for today (the demo scan is as of June 2024): the last public SU of CU15, as the organisation is not
+    # enrolled in the ESU programme that carries the later ones (said in a note, shown on the page)
+    assert plan.target["update"] == "Oct25SU"
+    assert any("ESU-only updates exist for CU15 (up to Aug26SU)" in note for note in plan.notes)
+    assert "Extended Security Update program" in html
 
 
 def test_an_unknown_server_is_a_404_in_the_portal_layout(portal, demo):
@@ -364,7 +382,16 @@ def test_rollout_page_and_its_exports_match_the_command(portal, demo):
 
     assert [wave.number for wave in page.context["rollout"].waves] == [1, 2]
     assert exported.content.decode() == command.getvalue()
-    assert markdown.content.decode().startswith("## Rollout plan\n\n### Wave 1")
+    markdown_command = io.StringIO()
+    call_command("rollout", "--all", "--format", "markdown", stdout=markdown_command)
+    assert markdown.content.decode() == markdown_command.getvalue()
+    assert (
+        "\n### Before wave 1 — Active Directory preparation for contoso.example (once)\n" in markdown.content.decode()
+    )
+    assert "\n### Wave 1 — " in markdown.content.decode()
+    html = portal.get("/rollout/").content.decode()
+    assert "Active Directory preparation for contoso.example" in html
+    assert all(f'data-fqdn="{item.fqdn}"' in html for wave in page.context["rollout"].waves for item in wave.servers)
     assert exported["Content-Disposition"] == 'attachment; filename="rollout-Perimeter.csv"'
 
 
@@ -377,18 +404,38 @@ def test_rollout_of_an_unknown_site_is_a_404_with_the_reason(portal, demo):
 
 def test_coexistence_page_lists_blockers_with_their_plans(portal, demo):
     response = portal.get("/coexistence/", {"introduce": "2013", "organisation": "fabrikam.example"})
-    blockers = response.context["blockers"]
+    command = StringIO()
+    call_command("coexistence_check", "--introduce", "2013", "--organisation", "fabrikam.example", "--format", "json",
+                 stdout=command)  # fmt: skip
+    expected = json.loads(command.getvalue())["blockers"]
+    report = response.context["report"]
+    html = response.content.decode()
 
-    assert [b.fqdn for b in blockers] == ["ccr-ex07-a.fabrikam.example", "ccr-ex07-b.fabrikam.example",
-                                          "edge-ex07-01.fabrikam.example", "hub-ex07-01.fabrikam.example"]  # fmt: skip
-    assert all(b.plan is not None for b in blockers)
-    assert "4 blockers for introducing 2013" in response.content.decode()
+    assert response.status_code == 200
+    assert [(b.fqdn, b.kind, b.reason) for b in report.blockers] == [
+        (b["fqdn"], b["kind"], b["reason"]) for b in expected
+    ]
+    # 2007 servers below SP3 RU10 block 2013 (fabrikam's demo servers are 2007, invented): each with a clearing plan
+    assert {b.fqdn for b in report.blockers if b.kind == "level"} >= {"hub-ex07-01.fabrikam.example"}
+    assert all(b.plan is not None for b in report.blockers if b.kind == "level")
+    assert f"{len(expected)} blockers for introducing Exchange Server 2013" in html
+    assert all(escape(b["reason"]) in html for b in expected)
+
+
+def test_coexistence_page_without_a_newcomer_checks_what_runs_today(portal, demo):
+    response = portal.get("/coexistence/", {"introduce": "none"})
+    command = StringIO()
+    call_command("coexistence_check", "--format", "json", stdout=command)
+
+    assert response.status_code == 200
+    assert response.context["report"].introduce is None
+    assert len(response.context["report"].blockers) == len(json.loads(command.getvalue())["blockers"])
 
 
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ({"introduce": "2003"}, "introduce: &#x27;2003&#x27; is not one of 2010, 2013, 2016, 2019, SE"),
+        ({"introduce": "2003"}, "introduce: &#x27;2003&#x27; is not one of 2010, 2013, 2016, 2019, SE or none"),
         ({"introduce": "2016", "site": "Atlantis"}, "site: &#x27;Atlantis&#x27; is not a site in the inventory"),
     ],
 )
@@ -446,10 +493,10 @@ def test_every_list_exports_all_its_rows_as_csv(portal, demo, path, count):
     ("query", "expected"),
     [
         ({"state": "excepted"}, ["mbx-ex19-02.contoso.example"]),
-        ({"product": "2016"}, ["mbx-ex16-01.contoso.example"]),
+        ({"product": "2016"}, ["mbx-ex16-01.contoso.example", "mbx-ex16-nw.northwind.example"]),
         ({"level": "2007:SP2"}, ["hub-ex07-01.fabrikam.example"]),
         ({"q": "KB5036386"}, ["edge-ex19-01.contoso.example", "edge-ex19-02.contoso.example", "mbx-ex19-02.contoso.example"]),
-        ({"q": "15.02.1544.009"}, ["mbx-ex19-01.contoso.example"]),
+        ({"q": "15.02.1544.009"}, ["mbx-ex19-01.contoso.example", "mbx-ex19-a.northwind.example", "mbx-ex19-b.northwind.example"]),
     ],
 )  # fmt: skip
 def test_admin_server_list_filters_and_searches(admin_client, demo, query, expected):
