@@ -14,23 +14,17 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from exchangepatch.api import ErrorSerializer, ETagMixin, error_response, etag_for
+from exchangepatch.api import ErrorSerializer, ETagMixin, StablePagination, error_response, etag_for
 from exchangepatch.text import digits, shown
 from inventory.api import serializers
 from inventory.api.filters import ServerFilter, WaiverFilter
 from inventory.choices import ScanTrigger
 from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
+from inventory.needs import EXCEPTED, LACKING, UNKNOWN, fix_need, update_need
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
 from inventory.records import records_from_items, server_record_from_mapping
 from inventory.scans import ScanBusyError
-from inventory.selectors import (
-    compliance_summary,
-    fix_status,
-    result_as_dict,
-    results_latest,
-    scan_latest,
-    updates_needed,
-)
+from inventory.selectors import compliance_summary, result_as_dict, results_latest, scan_latest
 from inventory.services import (
     SiteInUse,
     UpsertConflict,
@@ -410,12 +404,24 @@ class ChangesView(GenericAPIView):
         )
 
 
+class FqdnPagination(StablePagination):
+    """The servers of a KB query, a page at a time by FQDN (a keyset: a deep page costs what the first one does)."""
+
+    ordering = "fqdn"
+
+    def page_links(self) -> dict:
+        return {"next": self.get_next_link(), "previous": self.get_previous_link()}
+
+
 class FixMissingView(GenericAPIView):
-    """Servers that lack a fix (and those that cannot be told, are excepted, or run another product)."""
+    """Servers that lack a fix (and those that cannot be told, are excepted, or run another product).
+
+    `lacking`, `unknown` and `excepted` hold the servers of one page (`limit`, default 100; `next` and `previous`
+    links by FQDN), split by why; the `*_count` fields count the whole scan."""
 
     serializer_class = serializers.FixMissingSerializer
     required_permissions = {"GET": ["kb.view_fix", "inventory.view_server"]}
-    pagination_class = None
+    pagination_class = FqdnPagination
     filter_backends = []
 
     @extend_schema(responses={200: serializers.FixMissingSerializer, **ERRORS})
@@ -424,18 +430,30 @@ class FixMissingView(GenericAPIView):
             kb = normalize_kb(kb)
         except InvalidKBError as error:
             return error_response("invalid input", 400, {"kb": [str(error)]})
-        found = fix_status(kb)
-        if found is None:
+        need = fix_need(kb, scan=scan_latest())
+        if need is None:
             return error_response(f"fix {kb} is not in the catalog", 404)
-        return Response(found.as_dict())
+        page = self.paginate_queryset(need.results) or []
+        lists = {LACKING: [], UNKNOWN: [], EXCEPTED: []}
+        for result in page:
+            lists[result.status].append(result.server.fqdn)
+        return Response(
+            {
+                "kb": need.kb, "title": need.title, "carried_by": need.carriers, "scan": need.scan.pk if need.scan else None,
+                **lists, "lacking_count": need.lacking_count, "unknown_count": need.unknown_count,
+                "excepted_count": need.excepted_count, "present_count": need.present,
+                "not_applicable_count": need.not_applicable, **self.paginator.page_links(),
+            }
+        )  # fmt: skip
 
 
 class UpdateNeededByView(GenericAPIView):
-    """How many servers (latest scan) miss an update, and which."""
+    """How many servers (latest scan) miss an update, and which: `servers` is one page (`limit`, default 100;
+    `next` and `previous` links by FQDN); `server_count` counts them all."""
 
     serializer_class = serializers.NeededBySerializer
     required_permissions = {"GET": ["kb.view_update", "inventory.view_server"]}
-    pagination_class = None
+    pagination_class = FqdnPagination
     filter_backends = []
 
     @extend_schema(responses={200: serializers.NeededBySerializer, **ERRORS})
@@ -447,7 +465,12 @@ class UpdateNeededByView(GenericAPIView):
         titles = sorted({str(u) for u in Update.objects.filter(kb=kb).select_related("product", "level")})
         if not titles:
             return error_response(f"update {kb} is not in the catalog", 404)
-        scan = scan_latest()
-        needed = updates_needed(scan, kb=kb) if scan else []
-        entry = needed[0] if needed else {"servers": [], "server_count": 0, "install_targets": 0}
-        return Response({**entry, "kb": kb, "titles": titles, "scan": scan.pk if scan else None})
+        need = update_need(scan_latest(), kb=kb)
+        page = self.paginate_queryset(need.servers.values("fqdn")) or []
+        return Response(
+            {
+                "kb": kb, "titles": titles, "scan": need.scan.pk if need.scan else None,
+                "server_count": need.server_count, "install_targets": need.install_targets,
+                "servers": [row["fqdn"] for row in page], **self.paginator.page_links(),
+            }
+        )  # fmt: skip
