@@ -116,7 +116,7 @@ def fix_need(kb: str, *, scan: ScanRun | None, now=None) -> FixNeed | None:
         else:
             need.not_applicable += servers
     covered = _waived(kb, now=now)
-    results = ServerResult.objects.filter(scan=scan, verdict_id__in=lacking + unknown)
+    results = ServerResult.objects.filter(scan=scan, verdict_id__in=lacking + unknown or [0])
     status = Case(
         *([When(covered, then=Value(EXCEPTED))] if covered is not None else []),
         When(verdict_id__in=unknown or [0], then=Value(UNKNOWN)),

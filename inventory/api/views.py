@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 from django.db import transaction
@@ -24,7 +25,7 @@ from inventory.needs import EXCEPTED, LACKING, UNKNOWN, fix_need, update_need
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
 from inventory.records import records_from_items, server_record_from_mapping
 from inventory.scans import ScanBusyError
-from inventory.selectors import compliance_summary, result_as_dict, results_latest, scan_latest
+from inventory.selectors import compliance_summary, result_as_dict, results_latest, scan_latest, summary_key
 from inventory.services import (
     SiteInUse,
     UpsertConflict,
@@ -341,7 +342,18 @@ class ComplianceSummaryView(GenericAPIView):
     filter_backends = []
 
     def get(self, request):
-        return Response(compliance_summary())
+        """The summary of a succeeded scan never changes: it carries an ETag (the scan), and a client that sends it
+        back in If-None-Match gets 304 for as long as that scan is the latest."""
+        scan = scan_latest()
+        if scan is None:
+            return Response(compliance_summary(None))
+        tag = f'W/"summary-{hashlib.sha256(repr(summary_key(scan)).encode()).hexdigest()[:16]}"'
+        if tag in (value.strip() for value in request.headers.get("If-None-Match", "").split(",")):
+            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+        else:
+            response = Response(compliance_summary(scan))
+        response["ETag"] = tag
+        return response
 
 
 class RolloutView(GenericAPIView):
