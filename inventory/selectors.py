@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import (
     CharField,
     Count,
@@ -250,7 +251,7 @@ def fix_status(kb: str, *, as_of=None) -> FixStatus | None:
 # -- the portal's reads (dashboard, server list, server page) ----------------------------------------
 
 
-_summaries: dict[tuple, dict] = {}  # per process: a succeeded scan's summary never changes
+SUMMARY_CACHE_SECONDS = 24 * 3600
 
 
 def summary_key(scan: ScanRun) -> tuple:
@@ -263,7 +264,7 @@ def summary_key(scan: ScanRun) -> tuple:
 def compliance_summary(scan: ScanRun | None = None) -> dict:
     """Counts by state, by product and level, and overdue, from one scan (the latest by default), read from the
     scan's aggregates (ScanTally: servers per verdict and state) and its distinct verdicts: two small queries
-    whatever the estate, and none at all for a scan already summed up in this process (a succeeded scan's summary
+    whatever the estate, and none at all for a scan already summed up (Django's cache: a succeeded scan's summary
     never changes).
 
     The API's summary and the portal's dashboard both show this, so they cannot disagree.
@@ -273,8 +274,8 @@ def compliance_summary(scan: ScanRun | None = None) -> dict:
     if scan is None:
         return {"scan": None, "as_of": None, "servers": 0, "by_state": {}, "by_product_level": [],
                 "overdue": {"threshold_days": threshold, "count": 0}, "newly_noncompliant": 0}  # fmt: skip
-    key = summary_key(scan)
-    cached = _summaries.get(key) if scan.status == ScanStatus.SUCCEEDED else None
+    key = "compliance-summary:" + ":".join(map(str, summary_key(scan)))
+    cached = cache.get(key) if scan.status == ScanStatus.SUCCEEDED else None
     if cached is not None:
         return cached
     verdicts, days = {}, {}
@@ -302,9 +303,7 @@ def compliance_summary(scan: ScanRun | None = None) -> dict:
         "newly_noncompliant": scan.newly_noncompliant,
     }
     if scan.status == ScanStatus.SUCCEEDED:
-        if len(_summaries) >= 16:
-            _summaries.clear()
-        _summaries[key] = summary
+        cache.set(key, summary, SUMMARY_CACHE_SECONDS)
     return summary
 
 
