@@ -52,9 +52,9 @@ def update_need(scan: ScanRun | None, *, kb: str) -> UpdateNeed:
         servers=Sum("server_count"),
         installs=Sum("server_count", filter=Q(verdict_id__in=gaps.filter(is_install_target=True).values("verdict_id"))),
     )
-    servers = Server.objects.filter(
-        pk__in=ServerResult.objects.filter(scan=scan, verdict_id__in=gaps.values("verdict_id")).values("server_id")
-    )
+    # A join, not `pk IN (…)`: one result per server and scan, so no row comes twice, and PostgreSQL may walk the
+    # servers by FQDN and stop after a page.
+    servers = Server.objects.filter(results__scan=scan, results__verdict_id__in=gaps.values("verdict_id"))
     return UpdateNeed(kb, scan, counts["servers"] or 0, counts["installs"] or 0, servers.order_by("fqdn"))
 
 

@@ -404,7 +404,19 @@ def scan_finish(*, scan_id: int) -> bool:
             newly_excepted=deltas[Delta.NEWLY_EXCEPTED],
         )  # fmt: skip
     _contexts.clear()
+    statistics_refresh()
     return True
+
+
+def statistics_refresh() -> None:
+    """ANALYZE the tables a scan fills, once it is finished (PostgreSQL). Autovacuum would, later: until then the
+    planner believes the new scan has no rows, and "who needs KB X" takes a nested loop over every result (seconds
+    at 100,000 servers) instead of walking the servers by FQDN (milliseconds). A sample of 30,000 rows a table."""
+    if connection.vendor != "postgresql":
+        return
+    tables = ", ".join(model._meta.db_table for model in (ServerResult, VerdictGap, ScanTally, ScanVerdict))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def tallies_write(scan: ScanRun) -> None:
