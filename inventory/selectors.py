@@ -106,7 +106,8 @@ def waivers_active(*, target_kind: str, now=None) -> dict[str, list[Waiver]]:
 def waiver_for(
     waivers: dict[str, list[Waiver]], *, server_id: int, site_id: int | None, kbs: Iterable[str]
 ) -> Waiver | None:
-    """The first active waiver covering this server (itself, its site, or everyone) for one of the KBs."""
+    """The first active waiver covering this server (itself, its site, or everyone) for one of the KBs: a walk over
+    every waiver of each KB, fine for one server; a scan uses WaiverIndex."""
     for kb in kbs:
         for waiver in waivers.get(kb, ()):
             if waiver.server_id is None and waiver.site_id is None:
@@ -114,6 +115,43 @@ def waiver_for(
             if waiver.server_id == server_id or (waiver.site_id and waiver.site_id == site_id):
                 return waiver
     return None
+
+
+class WaiverIndex:
+    """Active waivers of one kind by KB, then by scope (every server, a server, a site): the waiver covering a server
+    is found with three dictionary look-ups per KB it misses, whatever the number of waivers, so a scan costs
+    O(waivers + servers), not O(waivers times servers). Answers as `waiver_for` over the same waivers: for the first KB
+    (in the order given) that any covering waiver names, the covering waiver created first."""
+
+    def __init__(self, by_kb: dict[str, list[Waiver]]):
+        self._by_kb: dict[str, tuple[Waiver | None, dict[int, Waiver], dict[int, Waiver]]] = {}
+        for kb, waivers in by_kb.items():
+            everyone, servers, sites = None, {}, {}
+            for waiver in sorted(waivers, key=lambda w: w.pk):
+                if waiver.server_id is None and waiver.site_id is None:
+                    everyone = everyone or waiver
+                elif waiver.server_id is not None:
+                    servers.setdefault(waiver.server_id, waiver)
+                else:
+                    sites.setdefault(waiver.site_id, waiver)
+            self._by_kb[kb] = (everyone, servers, sites)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_kb)
+
+    def __contains__(self, kb: str) -> bool:
+        return kb in self._by_kb
+
+    def covering(self, *, server_id: int, site_id: int | None, kbs: Iterable[str]) -> Waiver | None:
+        for kb in kbs:
+            scopes = self._by_kb.get(kb)
+            if scopes is None:
+                continue
+            everyone, servers, sites = scopes
+            found = [w for w in (everyone, servers.get(server_id), sites.get(site_id) if site_id else None) if w]
+            if found:
+                return min(found, key=lambda w: w.pk)
+        return None
 
 
 def scan_latest() -> ScanRun | None:

@@ -118,3 +118,33 @@ def test_the_queries_do_not_grow_with_the_answer(demo):
             list(update_need(demo, kb=kb).servers[:10])
         updates[kb] = len(queries)
     assert set(updates.values()) == {2}
+
+
+def test_the_waiver_index_answers_as_the_walk_over_every_waiver():
+    """Invented waivers (not saved) over invented ids: WaiverIndex.covering == waiver_for, for every server."""
+    import random
+
+    from inventory.selectors import WaiverIndex, waiver_for
+
+    rng = random.Random(7)
+    kbs = [f"KB50{n:05d}" for n in range(8)]
+    by_kb: dict[str, list[Waiver]] = {}
+    for pk in rng.sample(range(1, 10_000), 400):
+        scope = rng.choice(["server", "server", "site", "everyone"]) if pk % 50 == 0 else rng.choice(["server", "site"])
+        waiver = Waiver(pk=pk, target_kind="update", target_kb=rng.choice(kbs),
+                        server_id=rng.randrange(200) if scope == "server" else None,
+                        site_id=rng.randrange(20) if scope == "site" else None)  # fmt: skip
+        by_kb.setdefault(waiver.target_kb, []).append(waiver)
+    for waivers in by_kb.values():
+        waivers.sort(key=lambda w: w.pk)  # as waivers_active reads them
+    index = WaiverIndex(by_kb)
+    found = 0
+
+    for server_id in range(200):
+        site_id = rng.choice([None, *range(20)])
+        asked = rng.sample(kbs, 3)
+        expected = waiver_for(by_kb, server_id=server_id, site_id=site_id, kbs=asked)
+        assert index.covering(server_id=server_id, site_id=site_id, kbs=asked) == expected
+        found += expected is not None
+
+    assert 20 < found < 200  # both answers occur
