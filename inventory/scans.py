@@ -339,7 +339,7 @@ def _chunk_write(context: _Context, chunk: ScanChunk) -> int:
         verdicts_ensure(scan, list(unknown), catalog_get(), rules_get())
         _verdicts_load(context)
     recompute = bool(scan.levels)
-    results, changed = [], []
+    results, changed, feed_data = [], [], {}
     for row in rows:
         verdict = context.verdicts[context.keys[row.facts]]
         was = previous.get(row.id)
@@ -356,10 +356,13 @@ def _chunk_write(context: _Context, chunk: ScanChunk) -> int:
              delta == Delta.NEWLY_NONCOMPLIANT, delta)
         )  # fmt: skip
         if state != was:
-            changed.append(
-                ("verdict", row.id, row.fqdn, "updated",
-                 {"state": state, "was": was, "scan": scan.pk, "install": verdict.install})
-            )  # fmt: skip
+            # The change's data as JSON text, made once per (verdict, state, was): not once per server.
+            data = feed_data.get((verdict.id, state, was))
+            if data is None:
+                data = feed_data[(verdict.id, state, was)] = json.dumps(
+                    {"state": state, "was": was, "scan": scan.pk, "install": verdict.install}
+                )
+            changed.append(("verdict", row.id, row.fqdn, "updated", data))
     rows_insert(ServerResult, RESULT_COLUMNS, results)
     changes_record(changed)  # last: it holds the feed lock until this transaction commits
     return len(results)
