@@ -58,9 +58,10 @@ def queries(call) -> int:
     return len(captured)
 
 
-def cursor_at(fqdn: str) -> str:
-    """The cursor of the page that starts after this FQDN, as DRF's CursorPagination writes it in a next link."""
-    return base64.b64encode(urlencode({"p": fqdn}).encode("ascii")).decode("ascii")
+def cursor_at(position: str) -> str:
+    """The cursor of the page that starts after this position (an FQDN, an id), as DRF's CursorPagination writes it
+    in a next link."""
+    return base64.b64encode(urlencode({"p": position}).encode("ascii")).decode("ascii")
 
 
 def main() -> None:
@@ -78,7 +79,7 @@ def main() -> None:
     from django.test import Client
     from rest_framework.test import APIClient
 
-    from inventory.models import VerdictGap
+    from inventory.models import Server, VerdictGap
     from inventory.needs import fix_need, update_need
     from inventory.selectors import compliance_summary, fix_status, scan_latest, updates_needed
     from inventory.services import scan_run_execute
@@ -113,7 +114,10 @@ def main() -> None:
         assert response.status_code == 200, (path, response.status_code, response.content[:200])
         return response
 
+    middle_server = Server.objects.order_by("pk").values_list("pk", flat=True)[options.servers // 2]
     rows = [
+        ("servers, first page", lambda: get("/api/v1/servers/")),
+        ("servers, page from the middle", lambda: get("/api/v1/servers/", cursor=cursor_at(str(middle_server)))),
         ("needed-by, first page", lambda: get(needed_by)),
         ("needed-by, page from the middle", lambda: get(needed_by, cursor=cursor_at(middle_update))),
         ("needed-by, old walk: updates_needed()", lambda: updates_needed(scan, kb=update_kb)),
@@ -131,8 +135,9 @@ def main() -> None:
         old = figures[next(label for label in figures if label.startswith(what) and "old" in label)]
         new = figures[f"{what}, first page"]
         print(f"ratio old walk / SQL first page ({what}): {old / new:.0f}x")
-    deep = figures["needed-by, page from the middle"] / figures["needed-by, first page"]
-    print(f"deep page / first page (needed-by): {deep:.2f}")
+    for what in ("servers", "needed-by", "fixes/missing"):
+        deep = figures[f"{what}, page from the middle"] / figures[f"{what}, first page"]
+        print(f"deep page / first page ({what}): {deep:.2f}")
 
     portal = Client()
     portal.force_login(get_user_model().objects.create_superuser("bench-portal"))
