@@ -416,6 +416,12 @@ class ChangesView(GenericAPIView):
         )
 
 
+PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="from the `next` or `previous` link of a page"),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, description="servers a page; 100"),
+]
+
+
 class FqdnPagination(StablePagination):
     """The servers of a KB query, a page at a time by FQDN (a keyset: a deep page costs what the first one does)."""
 
@@ -436,7 +442,7 @@ class FixMissingView(GenericAPIView):
     pagination_class = FqdnPagination
     filter_backends = []
 
-    @extend_schema(responses={200: serializers.FixMissingSerializer, **ERRORS})
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: serializers.FixMissingSerializer, **ERRORS})
     def get(self, request, kb: str):
         try:
             kb = normalize_kb(kb)
@@ -468,7 +474,7 @@ class UpdateNeededByView(GenericAPIView):
     pagination_class = FqdnPagination
     filter_backends = []
 
-    @extend_schema(responses={200: serializers.NeededBySerializer, **ERRORS})
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: serializers.NeededBySerializer, **ERRORS})
     def get(self, request, kb: str):
         try:
             kb = normalize_kb(kb)
