@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db.models import Case, CharField, Count, F, Q, QuerySet, Sum, Value, When
+from django.utils import timezone
 
 from inventory.choices import WaiverTarget
 from inventory.models import ScanRun, ScanTally, ScanVerdict, Server, ServerResult, VerdictGap, Waiver
 from kb.models import Fix, Update
+from kb.selectors import entry_from_update
 
 LACKING, UNKNOWN, EXCEPTED = "lacking", "unknown", "excepted"
 
@@ -142,8 +144,6 @@ def fix_need(kb: str, *, scan: ScanRun | None, now=None) -> FixNeed | None:
 def _waived(kb: str, *, now=None) -> Q | None:
     """The results a waiver for this fix covers (its server, its site, or every server); None when no waiver is
     active. One query, over the waivers of this KB only."""
-    from django.utils import timezone
-
     waivers = Waiver.objects.filter(target_kind=WaiverTarget.FIX, target_kb=kb, expires_at__gt=now or timezone.now())
     servers, sites, everyone = set(), set(), False
     for server_id, site_id in waivers.values_list("server_id", "site_id"):
@@ -162,6 +162,4 @@ def _waived(kb: str, *, now=None) -> Q | None:
 
 def _carrier_title(update: Update) -> str:
     """The title fix_status gives a carrier (entry_from_update(...).title)."""
-    from kb.selectors import entry_from_update
-
     return entry_from_update(update, update.product.key, update.level.name).title
