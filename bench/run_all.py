@@ -13,9 +13,11 @@ def main() -> int:
     runs = [
         ["catalog.py"],
         ["rollout.py"],
-        ["scan.py"] + ([] if on_postgres else ["--servers", "20000", "--naive-sample", "500"]),
+        ["scan.py"]
+        + (["--curve"] if on_postgres else ["--servers", "20000", "--naive-sample", "500", "--waivers", "1000"]),
         ["sync.py"] + ([] if on_postgres else ["--items", "2000"]),
         ["portal.py"] + ([] if on_postgres else ["--servers", "20000"]),
+        ["reads.py", "--load"] + ([] if on_postgres else ["--servers", "20000"]),
         ["jobs.py"] + ([] if on_postgres else ["--servers", "20000", "--notify", "2000"]),
     ]
     failed = 0

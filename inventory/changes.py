@@ -15,11 +15,12 @@ from inventory.models import Change
 FEED_LOCK = 8_150_413
 
 
-def changes_record(rows: Iterable[tuple[str, int, str, str, dict | None]]) -> int:
-    """rows: (kind, object_id, key, action, data). Call inside the transaction that made the change."""
+def changes_record(rows: Iterable[tuple[str, int, str, str, dict | str | None]]) -> int:
+    """rows: (kind, object_id, key, action, data). Call inside the transaction that made the change. `data` is a
+    dict, None, or already JSON text (a scan serialises each distinct change once, not once per server)."""
     now = timezone.now()
     items = [
-        (kind, object_id, key, action, None if data is None else json.dumps(data), now)
+        (kind, object_id, key, action, data if data is None or isinstance(data, str) else json.dumps(data), now)
         for kind, object_id, key, action, data in rows
     ]
     if not items:

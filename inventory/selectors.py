@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import (
     CharField,
     Count,
@@ -20,6 +21,7 @@ from django.db.models import (
     Prefetch,
     Q,
     QuerySet,
+    Sum,
     TextField,
     Value,
 )
@@ -27,7 +29,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from inventory.choices import ScanStatus
-from inventory.models import ClusterMember, ScanRun, ScanVerdict, Server, ServerResult, Waiver
+from inventory.models import ClusterMember, ScanRun, ScanTally, ScanVerdict, Server, ServerResult, Waiver
 from kb.engine.builds import InvalidBuildError, parse_reported_build
 from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, ServerFacts, facts_parse, has_fix
 from kb.engine.lookup import build_info
@@ -104,7 +106,8 @@ def waivers_active(*, target_kind: str, now=None) -> dict[str, list[Waiver]]:
 def waiver_for(
     waivers: dict[str, list[Waiver]], *, server_id: int, site_id: int | None, kbs: Iterable[str]
 ) -> Waiver | None:
-    """The first active waiver covering this server (itself, its site, or everyone) for one of the KBs."""
+    """The first active waiver covering this server (itself, its site, or everyone) for one of the KBs: a walk over
+    every waiver of each KB, fine for one server; a scan uses WaiverIndex."""
     for kb in kbs:
         for waiver in waivers.get(kb, ()):
             if waiver.server_id is None and waiver.site_id is None:
@@ -112,6 +115,43 @@ def waiver_for(
             if waiver.server_id == server_id or (waiver.site_id and waiver.site_id == site_id):
                 return waiver
     return None
+
+
+class WaiverIndex:
+    """Active waivers of one kind by KB, then by scope (every server, a server, a site): the waiver covering a server
+    is found with three dictionary look-ups per KB it misses, whatever the number of waivers, so a scan costs
+    O(waivers + servers), not O(waivers times servers). Answers as `waiver_for` over the same waivers: for the first KB
+    (in the order given) that any covering waiver names, the covering waiver created first."""
+
+    def __init__(self, by_kb: dict[str, list[Waiver]]):
+        self._by_kb: dict[str, tuple[Waiver | None, dict[int, Waiver], dict[int, Waiver]]] = {}
+        for kb, waivers in by_kb.items():
+            everyone, servers, sites = None, {}, {}
+            for waiver in sorted(waivers, key=lambda w: w.pk):
+                if waiver.server_id is None and waiver.site_id is None:
+                    everyone = everyone or waiver
+                elif waiver.server_id is not None:
+                    servers.setdefault(waiver.server_id, waiver)
+                else:
+                    sites.setdefault(waiver.site_id, waiver)
+            self._by_kb[kb] = (everyone, servers, sites)
+
+    def __bool__(self) -> bool:
+        return bool(self._by_kb)
+
+    def __contains__(self, kb: str) -> bool:
+        return kb in self._by_kb
+
+    def covering(self, *, server_id: int, site_id: int | None, kbs: Iterable[str]) -> Waiver | None:
+        for kb in kbs:
+            scopes = self._by_kb.get(kb)
+            if scopes is None:
+                continue
+            everyone, servers, sites = scopes
+            found = [w for w in (everyone, servers.get(server_id), sites.get(site_id) if site_id else None) if w]
+            if found:
+                return min(found, key=lambda w: w.pk)
+        return None
 
 
 def scan_latest() -> ScanRun | None:
@@ -249,9 +289,21 @@ def fix_status(kb: str, *, as_of=None) -> FixStatus | None:
 # -- the portal's reads (dashboard, server list, server page) ----------------------------------------
 
 
+SUMMARY_CACHE_SECONDS = 24 * 3600
+
+
+def summary_key(scan: ScanRun) -> tuple:
+    """What a scan's summary depends on: the scan (its id and when it finished: ids can come back in SQLite test
+    databases) and the overdue threshold. Also the ETag of the API's summary."""
+    finished = scan.finished_at.isoformat() if scan.finished_at else ""
+    return (scan.pk, finished, settings.EXCHANGEPATCH_OVERDUE_DAYS)
+
+
 def compliance_summary(scan: ScanRun | None = None) -> dict:
-    """Counts by state, by product and level, and overdue, from one scan (the latest by default): two queries, both
-    small whatever the estate (servers per verdict and state, grouped in SQL; then the scan's distinct verdicts).
+    """Counts by state, by product and level, and overdue, from one scan (the latest by default), read from the
+    scan's aggregates (ScanTally: servers per verdict and state) and its distinct verdicts: two small queries
+    whatever the estate, and none at all for a scan already summed up (Django's cache: a succeeded scan's summary
+    never changes).
 
     The API's summary and the portal's dashboard both show this, so they cannot disagree.
     """
@@ -260,6 +312,10 @@ def compliance_summary(scan: ScanRun | None = None) -> dict:
     if scan is None:
         return {"scan": None, "as_of": None, "servers": 0, "by_state": {}, "by_product_level": [],
                 "overdue": {"threshold_days": threshold, "count": 0}, "newly_noncompliant": 0}  # fmt: skip
+    key = "compliance-summary:" + ":".join(map(str, summary_key(scan)))
+    cached = cache.get(key) if scan.status == ScanStatus.SUCCEEDED else None
+    if cached is not None:
+        return cached
     verdicts, days = {}, {}
     for pk, current, days_behind in ScanVerdict.objects.filter(scan=scan).values_list("pk", "current", "days_behind"):
         verdicts[pk], days[pk] = current, days_behind
@@ -272,7 +328,7 @@ def compliance_summary(scan: ScanRun | None = None) -> dict:
         levels[(current.get("product"), current.get("level"))] += count
         if state not in COMPLIANT_STATES and (days.get(verdict_id) or 0) > threshold:
             overdue += count
-    return {
+    summary = {
         "scan": scan.pk,
         "as_of": scan.as_of,
         "servers": scan.server_count,
@@ -284,14 +340,26 @@ def compliance_summary(scan: ScanRun | None = None) -> dict:
         "overdue": {"threshold_days": threshold, "count": overdue},
         "newly_noncompliant": scan.newly_noncompliant,
     }
+    if scan.status == ScanStatus.SUCCEEDED:
+        cache.set(key, summary, SUMMARY_CACHE_SECONDS)
+    return summary
 
 
 def servers_per_verdict(scan: ScanRun) -> list[tuple[int, str, int]]:
-    """(verdict id, state, servers) of a scan, grouped in SQL: a few thousand rows for 100,000 servers. Kept on the
-    scan object, so that the dashboard's panels, which all start from it, group once per request."""
+    """(verdict id, state, servers) of a scan, from its aggregates (ScanTally, written when the scan finishes): a few
+    thousand rows for 100,000 servers. A scan without them is grouped from its results. Kept on the
+    scan object, so that the dashboard's panels, which all start from it, read it once per request."""
     if not hasattr(scan, "_servers_per_verdict"):
-        rows = ServerResult.objects.filter(scan=scan).values_list("verdict_id", "state").annotate(n=Count("pk"))
-        scan._servers_per_verdict = list(rows.order_by())
+        rows = []
+        if scan.status == ScanStatus.SUCCEEDED:
+            tallies = ScanTally.objects.filter(scan=scan).values_list("verdict_id", "state")
+            rows = list(tallies.annotate(n=Sum("server_count")).order_by())
+        if not rows and (
+            scan.server_count or scan.status != ScanStatus.SUCCEEDED
+        ):  # running, or finished before tallies existed (migration 0004)
+            results = ServerResult.objects.filter(scan=scan).values_list("verdict_id", "state")
+            rows = list(results.annotate(n=Count("pk")).order_by())
+        scan._servers_per_verdict = rows
     return scan._servers_per_verdict
 
 

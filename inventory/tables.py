@@ -92,18 +92,18 @@ class ResultTable(tables.Table):
         return "; ".join(value)
 
 
-class FixLackingTable(tables.Table):
-    """Servers of a fix query (rows as dictionaries: fqdn, site, current, state, why)."""
+class FixLackingTable(ResultTable):
+    """Servers of a fix query (results of inventory.needs.fix_need); `why` says why they are listed, or, when not
+    given, the verdict's reasons; `count`, when given, is how many there are."""
 
-    fqdn = tables.Column(verbose_name="FQDN", linkify=lambda record: server_url(record["fqdn"]))
-    site = tables.Column(default="—")
-    current = tables.Column(verbose_name="Runs", empty_values=(None, {}))
-    state = StateColumn(empty_values=())
-    why = tables.Column(verbose_name="Why")
+    def __init__(self, *args, why: str | None = None, count: int | None = None, **kwargs):
+        self.why = why
+        super().__init__(*args, **kwargs)
+        if count is not None:  # known from the scan's tallies: no COUNT over the results
+            self.data._length = count
 
-    class Meta:
-        orderable = False
-        attrs = {"class": "table table-sm table-hover align-middle"}
+    def render_why(self, value):
+        return self.why or "; ".join(value or ())
 
-    def render_current(self, value):
-        return level_text(value)
+    def value_why(self, value):
+        return self.render_why(value)

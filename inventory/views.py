@@ -18,10 +18,9 @@ from exchangepatch.paging import InvalidPageError, KeysetPaginator
 from inventory.filters import ServerListFilter
 from inventory.formats import render_plan, render_rollout
 from inventory.models import Organisation, Site
+from inventory.needs import EXCEPTED, LACKING, UNKNOWN, fix_need
 from inventory.planning import check_coexistence, plan_rollout, plan_server
 from inventory.selectors import (
-    fix_status,
-    results_by_fqdn,
     scan_latest,
     server_detail,
     servers_with_verdicts,
@@ -123,7 +122,7 @@ def who_lacks(request):
 
 def _lacking(request, kb: str) -> dict:
     scan = scan_latest()
-    fix = fix_status(kb, as_of=scan.as_of if scan else None)
+    fix = fix_need(kb, scan=scan)
     update = update_status(scan, kb=kb) if scan else None
     context = {"kb": kb, "scan": scan, "fix": fix, "update": update}
     if fix is None and update is None:
@@ -131,15 +130,15 @@ def _lacking(request, kb: str) -> dict:
         return context
     config = RequestConfig(request, paginate={"per_page": settings.EXCHANGEPATCH_PAGE_SIZE})
     if fix is not None:
-        rows = results_by_fqdn(scan, fix.lacking + fix.unknown + fix.excepted)
+        carried = f"not carried by what it runs; carried by: {', '.join(fix.carriers)}"
         context["fix_tables"] = [
-            (title, config.configure(FixLackingTable(_fix_rows(names, rows, why), prefix=f"fix-{key}-")))
-            for key, title, names, why in (
-                ("lacking", "Lacking the fix", fix.lacking, f"not carried by what it runs; carried by: {', '.join(fix.carriers)}"),
-                ("unknown", "Cannot be told", fix.unknown, None),
-                ("excepted", "Lacking, but excepted by a waiver", fix.excepted, "a waiver covers this fix"),
+            (title, config.configure(FixLackingTable(fix.of(key), why=why, count=count, prefix=f"fix-{key}-")))
+            for key, title, why, count in (
+                (LACKING, "Lacking the fix", carried, fix.lacking_count),
+                (UNKNOWN, "Cannot be told", None, fix.unknown_count),
+                (EXCEPTED, "Lacking, but excepted by a waiver", "a waiver covers this fix", fix.excepted_count),
             )
-        ]  # fmt: skip
+        ]
     if update is not None:
         context["update_tables"] = [
             (title, config.configure(ResultTable(rows, prefix=f"update-{key}-")))
@@ -150,19 +149,6 @@ def _lacking(request, kb: str) -> dict:
             )
         ]
     return context
-
-
-def _fix_rows(fqdns: list[str], results: dict, why: str | None) -> list[dict]:
-    rows = []
-    for fqdn in fqdns:
-        result = results.get(fqdn)
-        verdict = result.verdict if result else None
-        rows.append(
-            {"fqdn": fqdn, "site": result.server.site.name if result and result.server.site else "",
-             "current": verdict.current if verdict else None, "state": result.state if result else None,
-             "why": why or ("; ".join(verdict.reasons) if verdict else "not scanned yet")}
-        )  # fmt: skip
-    return rows
 
 
 @portal_view

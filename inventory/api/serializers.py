@@ -337,7 +337,9 @@ class NeededBySerializer(serializers.Serializer):
     scan = serializers.IntegerField(allow_null=True)
     server_count = serializers.IntegerField(help_text="Servers that miss this update")
     install_targets = serializers.IntegerField(help_text="Of those, servers for which it is the update to install")
-    servers = serializers.ListField(child=serializers.CharField())
+    servers = serializers.ListField(child=serializers.CharField(), help_text="One page of them, by FQDN")
+    next = serializers.URLField(allow_null=True, help_text="The next page of servers")
+    previous = serializers.URLField(allow_null=True)
 
 
 class FixMissingSerializer(serializers.Serializer):
@@ -347,5 +349,11 @@ class FixMissingSerializer(serializers.Serializer):
     lacking = serializers.ListField(child=serializers.CharField())
     unknown = serializers.ListField(child=serializers.CharField())
     excepted = serializers.ListField(child=serializers.CharField())
+    scan = serializers.IntegerField(allow_null=True)
+    lacking_count = serializers.IntegerField()
+    unknown_count = serializers.IntegerField()
+    excepted_count = serializers.IntegerField()
     present_count = serializers.IntegerField()
     not_applicable_count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True, help_text="The next page of servers (lacking, unknown, excepted)")
+    previous = serializers.URLField(allow_null=True)

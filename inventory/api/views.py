@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 from django.db import transaction
@@ -14,23 +15,17 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from exchangepatch.api import ErrorSerializer, ETagMixin, error_response, etag_for
+from exchangepatch.api import ErrorSerializer, ETagMixin, StablePagination, error_response, etag_for
 from exchangepatch.text import digits, shown
 from inventory.api import serializers
 from inventory.api.filters import ServerFilter, WaiverFilter
 from inventory.choices import ScanTrigger
 from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
+from inventory.needs import EXCEPTED, LACKING, UNKNOWN, fix_need, update_need
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
 from inventory.records import records_from_items, server_record_from_mapping
 from inventory.scans import ScanBusyError
-from inventory.selectors import (
-    compliance_summary,
-    fix_status,
-    result_as_dict,
-    results_latest,
-    scan_latest,
-    updates_needed,
-)
+from inventory.selectors import compliance_summary, result_as_dict, results_latest, scan_latest, summary_key
 from inventory.services import (
     SiteInUse,
     UpsertConflict,
@@ -347,7 +342,18 @@ class ComplianceSummaryView(GenericAPIView):
     filter_backends = []
 
     def get(self, request):
-        return Response(compliance_summary())
+        """The summary of a succeeded scan never changes: it carries an ETag (the scan), and a client that sends it
+        back in If-None-Match gets 304 for as long as that scan is the latest."""
+        scan = scan_latest()
+        if scan is None:
+            return Response(compliance_summary(None))
+        tag = f'W/"summary-{hashlib.sha256(repr(summary_key(scan)).encode()).hexdigest()[:16]}"'
+        if tag in (value.strip() for value in request.headers.get("If-None-Match", "").split(",")):
+            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+        else:
+            response = Response(compliance_summary(scan))
+        response["ETag"] = tag
+        return response
 
 
 class RolloutView(GenericAPIView):
@@ -410,35 +416,65 @@ class ChangesView(GenericAPIView):
         )
 
 
+PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="from the `next` or `previous` link of a page"),
+    OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, description="servers a page; 100"),
+]
+
+
+class FqdnPagination(StablePagination):
+    """The servers of a KB query, a page at a time by FQDN (a keyset: a deep page costs what the first one does)."""
+
+    ordering = "fqdn"
+
+    def page_links(self) -> dict:
+        return {"next": self.get_next_link(), "previous": self.get_previous_link()}
+
+
 class FixMissingView(GenericAPIView):
-    """Servers that lack a fix (and those that cannot be told, are excepted, or run another product)."""
+    """Servers that lack a fix (and those that cannot be told, are excepted, or run another product).
+
+    `lacking`, `unknown` and `excepted` hold the servers of one page (`limit`, default 100; `next` and `previous`
+    links by FQDN), split by why; the `*_count` fields count the whole scan."""
 
     serializer_class = serializers.FixMissingSerializer
     required_permissions = {"GET": ["kb.view_fix", "inventory.view_server"]}
-    pagination_class = None
+    pagination_class = FqdnPagination
     filter_backends = []
 
-    @extend_schema(responses={200: serializers.FixMissingSerializer, **ERRORS})
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: serializers.FixMissingSerializer, **ERRORS})
     def get(self, request, kb: str):
         try:
             kb = normalize_kb(kb)
         except InvalidKBError as error:
             return error_response("invalid input", 400, {"kb": [str(error)]})
-        found = fix_status(kb)
-        if found is None:
+        need = fix_need(kb, scan=scan_latest())
+        if need is None:
             return error_response(f"fix {kb} is not in the catalog", 404)
-        return Response(found.as_dict())
+        page = self.paginate_queryset(need.results) or []
+        lists = {LACKING: [], UNKNOWN: [], EXCEPTED: []}
+        for result in page:
+            lists[result.status].append(result.server.fqdn)
+        return Response(
+            {
+                "kb": need.kb, "title": need.title, "carried_by": need.carriers, "scan": need.scan.pk if need.scan else None,
+                **lists, "lacking_count": need.lacking_count, "unknown_count": need.unknown_count,
+                "excepted_count": need.excepted_count, "present_count": need.present,
+                "not_applicable_count": need.not_applicable, **self.paginator.page_links(),
+            }
+        )  # fmt: skip
 
 
 class UpdateNeededByView(GenericAPIView):
-    """How many servers (latest scan) miss an update, and which."""
+    """How many servers (latest scan) miss an update, and which: `servers` is one page (`limit`, default 100;
+    `next` and `previous` links by FQDN); `server_count` counts them all."""
 
     serializer_class = serializers.NeededBySerializer
     required_permissions = {"GET": ["kb.view_update", "inventory.view_server"]}
-    pagination_class = None
+    pagination_class = FqdnPagination
     filter_backends = []
 
-    @extend_schema(responses={200: serializers.NeededBySerializer, **ERRORS})
+    @extend_schema(parameters=PAGE_PARAMETERS, responses={200: serializers.NeededBySerializer, **ERRORS})
     def get(self, request, kb: str):
         try:
             kb = normalize_kb(kb)
@@ -447,7 +483,12 @@ class UpdateNeededByView(GenericAPIView):
         titles = sorted({str(u) for u in Update.objects.filter(kb=kb).select_related("product", "level")})
         if not titles:
             return error_response(f"update {kb} is not in the catalog", 404)
-        scan = scan_latest()
-        needed = updates_needed(scan, kb=kb) if scan else []
-        entry = needed[0] if needed else {"servers": [], "server_count": 0, "install_targets": 0}
-        return Response({**entry, "kb": kb, "titles": titles, "scan": scan.pk if scan else None})
+        need = update_need(scan_latest(), kb=kb)
+        page = self.paginate_queryset(need.servers.values("fqdn")) or []
+        return Response(
+            {
+                "kb": kb, "titles": titles, "scan": need.scan.pk if need.scan else None,
+                "server_count": need.server_count, "install_targets": need.install_targets,
+                "servers": [row["fqdn"] for row in page], **self.paginator.page_links(),
+            }
+        )  # fmt: skip

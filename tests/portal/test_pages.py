@@ -340,11 +340,15 @@ def test_who_lacks_a_fix_says_who_and_why(portal, demo):
 
     response = portal.get("/who-lacks/", {"kb": fix.kb})
     tables = dict(response.context["fix_tables"])
-    lacking = [row.record for row in tables["Lacking the fix"].rows]
+    lacking = list(tables["Lacking the fix"].rows)
 
-    assert [row["fqdn"] for row in lacking] == fix_status(fix.kb).lacking == ["old-ex10.invented.example"]
-    assert lacking[0]["why"] == "not carried by what it runs; carried by: Exchange Server 2010 SP1 Update Rollup 4"
-    assert [row.record["fqdn"] for row in tables["Cannot be told"].rows] == ["lab-unknown-01.contoso.example"]
+    assert [row.record.server.fqdn for row in lacking] == fix_status(fix.kb).lacking == ["old-ex10.invented.example"]
+    assert (
+        lacking[0].get_cell("why")
+        == "not carried by what it runs; carried by: Exchange Server 2010 SP1 Update Rollup 4"
+    )
+    assert [row.record.server.fqdn for row in tables["Cannot be told"].rows] == ["lab-unknown-01.contoso.example"]
+    assert "<strong>1</strong> lacking" in response.content.decode()
 
 
 def _add_server(fqdn: str, build: str) -> None:
