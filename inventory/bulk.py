@@ -7,9 +7,11 @@ paths use the database's own bulk paths, with a query count that does not grow w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from django.db import connection, models
+from django.db.models import Field, ForeignObject, Lookup
 
 
 def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple]) -> None:
@@ -101,3 +103,27 @@ def _stage(cursor, table: str, columns: Sequence[str], rows: Sequence[tuple]) ->
         for order, row in enumerate(rows):
             copy.write_row((*row, order))
     return staged
+
+
+class AnyOf(Lookup):
+    """`field__any=values`: the values as one array parameter (PostgreSQL `= ANY(%s)`, SQLite `json_each`).
+
+    `field__in` binds one parameter per value: for 10,000 FQDNs Django resolves each and psycopg parses a statement
+    of 10,000 placeholders, about 0.3 s per query before the database sees it; this costs a few milliseconds.
+    """
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def get_prep_lookup(self):
+        return list(self.rhs)
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*params, self.rhs]
+        return f"{lhs} IN (SELECT value FROM json_each(%s))", [*params, json.dumps(self.rhs)]
+
+
+Field.register_lookup(AnyOf)
+ForeignObject.register_lookup(AnyOf)  # foreign keys look up only their own class's lookups
