@@ -40,7 +40,7 @@ EVERY_COLUMNS = (
     "build_revision", "os_name", "dotnet_version", "prerequisites", "is_forefront_installed", "environment", "owner",
     "last_reported",
 )  # fmt: skip
-BULK_UPDATE_BATCH = 1000  # Django's advice for bulk_update; one CASE of 10,000 arms is quadratic on PostgreSQL
+BULK_UPDATE_BATCH = 100  # bulk_update writes one CASE arm per row and column: larger batches are quadratic
 
 
 def main() -> None:

@@ -467,7 +467,7 @@ def _clusters_ensure(
 
     def read() -> dict[tuple[int, str], Cluster]:
         queryset = Cluster.objects.filter(
-            organisation_id__in={org for org, _ in wanted}, name__in={name for _, name in wanted}
+            organisation_id__any={org for org, _ in wanted}, name__any={name for _, name in wanted}
         )
         return {(cluster.organisation_id, cluster.name): cluster for cluster in queryset}
 
@@ -494,7 +494,7 @@ def _tags_write(changes: list[tuple[int, list[int]]]) -> None:
     if not changes:
         return
     through = Server.tags.through
-    through.objects.filter(server_id__in=[server_id for server_id, _ in changes]).delete()
+    through.objects.filter(server_id__any=[server_id for server_id, _ in changes]).delete()
     rows_insert(through, ("server_id", "tag_id"), [(server_id, tag) for server_id, tags in changes for tag in tags])
 
 
@@ -502,7 +502,7 @@ def _memberships_write(changes: list[tuple[int, int | None, bool]]) -> None:
     """(server id, cluster id or None, is active) for servers this transaction has locked (or created)."""
     if not changes:
         return
-    ClusterMember.objects.filter(server_id__in=[server_id for server_id, _, _ in changes]).delete()
+    ClusterMember.objects.filter(server_id__any=[server_id for server_id, _, _ in changes]).delete()
     rows_insert(
         ClusterMember,
         ("cluster_id", "server_id", "is_active"),
