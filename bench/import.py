@@ -60,7 +60,9 @@ def main() -> None:
 
     environment = dict(os.environ)
     if connection.vendor == "postgresql":  # the benchmark's throw-away test_ database, not the one named
-        environment["DATABASE_URL"] = environment["DATABASE_URL"].rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
+        environment["DATABASE_URL"] = (
+            environment["DATABASE_URL"].rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
+        )
     connection.close()
 
     def child(argument: str) -> dict:
