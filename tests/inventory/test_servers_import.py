@@ -694,7 +694,7 @@ def test_a_bad_row_in_a_later_batch_means_the_earlier_batches_are_not_written(tm
     path = write(tmp_path, "late.csv", bad)
     err = io.StringIO()
 
-    with pytest.raises(CommandError, match="late.csv: 1 row\\(s\\) with errors; nothing was written"):
+    with pytest.raises(CommandError, match=r"late.csv: 1 row\(s\) with errors; nothing was written"):
         call_command("servers_import", str(path), stdout=io.StringIO(), stderr=err)
 
     assert err.getvalue().startswith("line 7: fqdn: 'ex05' is not a fully qualified domain name; roles: 'Janitor'")
@@ -706,7 +706,7 @@ def test_a_duplicate_fqdn_in_another_batch_names_both_lines(tmp_path, small_batc
     path = write(tmp_path, "twice.csv", BATCHED_CSV + "EX01.contoso.example,Lyon,Mailbox,15.02.1544.009\n")
     err = io.StringIO()
 
-    with pytest.raises(CommandError, match="2 row\\(s\\) with errors; nothing was written"):
+    with pytest.raises(CommandError, match=r"2 row\(s\) with errors; nothing was written"):
         call_command("servers_import", str(path), stdout=io.StringIO(), stderr=err)
 
     assert err.getvalue().splitlines() == [
