@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import operator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
 from inventory.bulk import rows_insert, rows_insert_new, rows_update
@@ -298,15 +300,29 @@ def _servers_insert(records, organisations, sites, org_names, *, source: str, no
 
 def _db_row(values: dict, names) -> tuple:
     """Values as the database driver takes them (JSON as text, datetimes adapted for SQLite)."""
-    row = []
+    return _row_maker(tuple(names))(values)
+
+
+@functools.cache
+def _row_maker(names: tuple[str, ...]):
+    """A function making the driver's tuple of Server `names` from a row: JSON columns dumped, datetimes adapted
+    where the backend wants it (SQLite); decided once per set of columns, not per value."""
+    by_name = {column.attname: column for column in Server._meta.concrete_fields}
+    adapt = connection.ops.adapt_datetimefield_value
+    convert = []
     for name in names:
-        value = values[name]
-        if isinstance(value, dict | list):
-            value = json.dumps(value)
-        elif isinstance(value, datetime):
-            value = connection.ops.adapt_datetimefield_value(value)
-        row.append(value)
-    return tuple(row)
+        column = by_name[name]
+        if isinstance(column, models.JSONField):
+            convert.append(json.dumps)
+        elif isinstance(column, models.DateTimeField) and connection.vendor != "postgresql":
+            convert.append(adapt)
+        else:
+            convert.append(None)
+    if not any(convert):
+        getter = operator.itemgetter(*names)
+        return (lambda row: getter(row)) if len(names) > 1 else (lambda row: (row[names[0]],))
+    pairs = tuple(zip(names, convert, strict=True))
+    return lambda row: tuple(row[name] if fn is None or row[name] is None else fn(row[name]) for name, fn in pairs)
 
 
 def _changes(row: dict, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> dict[str, object]:
