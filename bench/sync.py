@@ -86,9 +86,12 @@ def main() -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
 
+    locks = LockClock(connection)
+
     def sync(label: str, payload_items: list[dict]) -> tuple[float, dict, int]:
         profiler = cProfile.Profile() if options.profile else None
         queries = QueryCounter()
+        locks.reset()
         with connection.execute_wrapper(queries):
             start = time.perf_counter()
             if profiler:
@@ -107,7 +110,10 @@ def main() -> None:
             profile.sort_stats("tottime").print_stats(20)
             print(stats.getvalue())
         body = response.json()
+        held[label] = (locks.transaction, locks.locked)
         return elapsed, body, queries.count
+
+    held: dict[str, tuple[float, float]] = {}
 
     comparable = connection.vendor == "postgresql" and n == 10_000
     figures = {}
@@ -163,11 +169,12 @@ def main() -> None:
     print(f"baselines: Server.objects.bulk_create of the {n:,} rows {baseline_new:.2f} s; bulk_update(batch_size="
           f"{BULK_UPDATE_BATCH}) of them, 1 column {baseline_one:.2f} s, {len(EVERY_COLUMNS)} columns "
           f"{baseline_every:.2f} s")  # fmt: skip
-    for case, (elapsed, queries) in figures.items():
+    for (case, (elapsed, queries)), (in_transaction, locked) in zip(figures.items(), held.values(), strict=True):
         name, baseline = baselines[case]
         note = verdict(elapsed, TARGET, comparable=comparable)
         print(f"sync of {n:,} items, {case:>11}: {elapsed:6.2f} s, {queries:4,} queries, "
-              f"{elapsed / baseline:5.1f}x {name}  {note}")  # fmt: skip
+              f"{elapsed / baseline:5.1f}x {name}  {note}; in the transaction {in_transaction:.2f} s, server rows "
+              f"locked {locked:.2f} s")  # fmt: skip
 
 
 def estate_fill(count: int, builds: list[str], Organisation, Site, Server) -> None:
@@ -229,6 +236,41 @@ def every_field_changed(index: int, item: dict, builds: list[str]) -> dict:
     if "cluster" in item:  # the active member of each DAG moves to the next server
         changed["cluster_role"] = "active" if index % DAG_MEMBERS == 1 else "passive"
     return changed
+
+
+class LockClock:
+    """How long a sync spends in its transaction (from its first statement to the end of COMMIT) and holds server
+    row locks (from the SELECT … FOR NO KEY UPDATE to the end of COMMIT): the brief of issue 13 wants them short."""
+
+    def __init__(self, connection) -> None:
+        from inventory import services
+
+        self.transaction = self.locked = 0.0
+        self._began = self._locked_at = None
+        upsert, rows, commit = services._servers_upsert, services._server_rows, connection.commit
+
+        def timed_upsert(*args, **kwargs):
+            self._began = time.perf_counter()
+            return upsert(*args, **kwargs)
+
+        def timed_rows(fqdns, *, lock=False):
+            if lock and fqdns:
+                self._locked_at = time.perf_counter()
+            return rows(fqdns, lock=lock)
+
+        def timed_commit():
+            commit()
+            now = time.perf_counter()
+            if self._began is not None:
+                self.transaction += now - self._began
+            if self._locked_at is not None:
+                self.locked += now - self._locked_at
+            self._began = self._locked_at = None
+
+        services._servers_upsert, services._server_rows, connection.commit = timed_upsert, timed_rows, timed_commit
+
+    def reset(self) -> None:
+        self.transaction = self.locked = 0.0
 
 
 class QueryCounter:
