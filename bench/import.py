@@ -12,6 +12,7 @@ beforehand, batches of 5,000) into the same table.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -75,6 +76,7 @@ def main() -> None:
     floor = child("-")
     first = child(str(path))
     again = child(str(path))
+    shutil.rmtree(path.parent)
     from inventory.models import Server
 
     assert Server.objects.count() == options.rows, Server.objects.count()
