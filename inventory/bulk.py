@@ -7,8 +7,10 @@ paths use the database's own bulk paths, with a query count that does not grow w
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from django.db import connection, models
 from django.db.models import Field, ForeignObject, Lookup
@@ -127,3 +129,23 @@ class AnyOf(Lookup):
 
 Field.register_lookup(AnyOf)
 ForeignObject.register_lookup(AnyOf)  # foreign keys look up only their own class's lookups
+
+
+@contextmanager
+def fewer_collections(young: int = 50_000) -> Iterator[None]:
+    """Fewer cyclic garbage collections while many short-lived rows are made: the objects that exist already are
+    frozen (not traversed again), and the youngest generation is collected every `young` allocations instead of 700.
+
+    An import of 100,000 rows otherwise spends about a fifth of its time in the collector (2.7 to 3.1 s of 12 to
+    14 s, measured with gc.callbacks), most of it traversing objects that were alive before it began. Everything is
+    restored on the way out; the garbage made meanwhile is collected then as usual. The settings are the process's:
+    for single-threaded commands (servers_import), not for a web worker serving requests in threads.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(young, threshold[0]), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()

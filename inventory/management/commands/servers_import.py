@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from inventory.bulk import fewer_collections
 from inventory.importers import ServerFileError, open_server_file
 from inventory.records import records_from_items
 from inventory.services import server_upsert_many
@@ -43,7 +44,7 @@ class Command(BaseCommand):
             if parsed.ignored:
                 self.stderr.write(f"warning: ignored column(s): {', '.join(parsed.ignored)}")
             try:
-                with transaction.atomic():
+                with fewer_collections(), transaction.atomic():
                     counts, lines = self._import(parsed, file=file, verbose=options["verbosity"] > 1)
                     if dry_run:
                         transaction.set_rollback(True)
