@@ -741,3 +741,15 @@ def test_the_rows_of_an_opened_file_are_read_as_they_are_iterated(tmp_path):
         {"fqdn": "ex00.contoso.example", "site": "Paris", "roles": "Mailbox", "build": "15.02.1544.009"},
     )
     assert [line for line, _ in rest] == [3, 4, 5, 6, 7, 8]
+
+
+@pytest.mark.django_db
+def test_the_import_restores_the_garbage_collector_settings(tmp_path):
+    import gc
+
+    before = gc.get_threshold()
+
+    run(write(tmp_path, "gc.csv", BATCHED_CSV))
+
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
