@@ -318,11 +318,22 @@ def _row_maker(names: tuple[str, ...]):
             convert.append(adapt)
         else:
             convert.append(None)
-    if not any(convert):
-        getter = operator.itemgetter(*names)
-        return (lambda row: getter(row)) if len(names) > 1 else (lambda row: (row[names[0]],))
-    pairs = tuple(zip(names, convert, strict=True))
-    return lambda row: tuple(row[name] if fn is None or row[name] is None else fn(row[name]) for name, fn in pairs)
+    getter = operator.itemgetter(*names)
+    if len(names) == 1:
+        convert_one = convert[0]
+        return lambda row: (row[names[0]] if convert_one is None or row[names[0]] is None else convert_one(row[names[0]]),)  # fmt: skip
+    positions = [(index, fn) for index, fn in enumerate(convert) if fn is not None]
+    if not positions:
+        return getter
+
+    def make(row: dict) -> tuple:
+        values = list(getter(row))
+        for index, fn in positions:
+            if values[index] is not None:
+                values[index] = fn(values[index])
+        return tuple(values)
+
+    return make
 
 
 def _changes(row: dict, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> dict[str, object]:
