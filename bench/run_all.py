@@ -15,7 +15,9 @@ def main() -> int:
         ["rollout.py"],
         ["scan.py"]
         + (["--curve"] if on_postgres else ["--servers", "20000", "--naive-sample", "500", "--waivers", "1000"]),
-        ["sync.py"] + ([] if on_postgres else ["--items", "2000"]),
+        ["sync.py"] + (["--estate", "10000"] if on_postgres else ["--items", "2000"]),
+        ["sync.py"] + (["--estate", "300000"] if on_postgres else ["--items", "2000", "--estate", "20000"]),
+        ["import.py"] + ([] if on_postgres else ["--rows", "20000"]),
         ["portal.py"] + ([] if on_postgres else ["--servers", "20000"]),
         ["reads.py", "--load"] + ([] if on_postgres else ["--servers", "20000"]),
         ["jobs.py"] + ([] if on_postgres else ["--servers", "20000", "--notify", "2000"]),

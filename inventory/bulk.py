@@ -7,9 +7,13 @@ paths use the database's own bulk paths, with a query count that does not grow w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from django.db import connection, models
+from django.db.models import Field, ForeignObject, Lookup
 
 
 def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple]) -> None:
@@ -101,3 +105,47 @@ def _stage(cursor, table: str, columns: Sequence[str], rows: Sequence[tuple]) ->
         for order, row in enumerate(rows):
             copy.write_row((*row, order))
     return staged
+
+
+class AnyOf(Lookup):
+    """`field__any=values`: the values as one array parameter (PostgreSQL `= ANY(%s)`, SQLite `json_each`).
+
+    `field__in` binds one parameter per value: for 10,000 FQDNs Django resolves each and psycopg parses a statement
+    of 10,000 placeholders, about 0.3 s per query before the database sees it; this costs a few milliseconds.
+    """
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def get_prep_lookup(self):
+        return list(self.rhs)
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            return f"{lhs} = ANY(%s)", [*params, self.rhs]
+        return f"{lhs} IN (SELECT value FROM json_each(%s))", [*params, json.dumps(self.rhs)]
+
+
+Field.register_lookup(AnyOf)
+ForeignObject.register_lookup(AnyOf)  # foreign keys look up only their own class's lookups
+
+
+@contextmanager
+def fewer_collections(young: int = 50_000) -> Iterator[None]:
+    """Fewer cyclic garbage collections while many short-lived rows are made: the objects that exist already are
+    frozen (not traversed again), and the youngest generation is collected every `young` allocations instead of 700.
+
+    An import of 100,000 rows otherwise spends about a fifth of its time in the collector (2.7 to 3.1 s of 12 to
+    14 s, measured with gc.callbacks), most of it traversing objects that were alive before it began. Everything is
+    restored on the way out; the garbage made meanwhile is collected then as usual. The settings are the process's:
+    for single-threaded commands (servers_import), not for a web worker serving requests in threads.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(young, threshold[0]), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()

@@ -6,7 +6,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from inventory.records import FIELDS, PREREQUISITE_FACTS
 from kb.engine.builds import InvalidBuildError, parse_reported_build
@@ -44,7 +47,9 @@ class ServerFileError(ValueError):
 class ServerFile:
     """The rows of a server list as ServerRecord input, and how the file was read."""
 
-    rows: list[tuple[int, dict[str, object]]]  # (line number, item); cells left empty are not stated
+    # (line number, item); cells left empty are not stated. A list from read_server_file; from open_server_file an
+    # iterator that reads the file as it goes (warnings are added as rows are read).
+    rows: Iterable[tuple[int, dict[str, object]]]
     shape: str  # "Get-ExchangeServer export" or "plain CSV"
     encoding: str
     delimiter: str
@@ -100,15 +105,73 @@ def read_server_file(data: bytes, *, name: str) -> ServerFile:
 
 def parse_server_csv(text: str, *, name: str, encoding: str = "text") -> ServerFile:
     """Rows of a server list in either shape, whatever its delimiter and header case."""
-    lines = text.splitlines(keepends=True)
-    offset = 1 if lines and lines[0].lstrip().startswith("#TYPE") else 0
-    while offset < len(lines) and not lines[offset].strip():
-        offset += 1  # blank lines before the header
-    body = "".join(lines[offset:])
-    if not body.strip():
+    parsed = parse_server_lines(iter(io.StringIO(text, newline="")), name=name, encoding=encoding)
+    parsed.rows = list(parsed.rows)
+    return parsed
+
+
+_READ_SIZE = 1 << 20
+
+
+def open_server_file(stream: BinaryIO, *, name: str) -> ServerFile:
+    """Like read_server_file, for a file opened in binary mode; its rows are read as they are iterated, so memory does
+    not grow with the file. The encoding is found as read_server_file does: one pass of the incremental decoder over
+    the file first (a file that is not valid UTF-8 is Windows-1252), then the rows from the start."""
+    head = stream.read(16_384)
+    if head.startswith(_WORKBOOK_MAGIC):
+        raise ServerFileError(f"{name}: a spreadsheet workbook, not a CSV file (an .xlsx? save it as CSV)")
+    skip, codec, label, strict = _stream_encoding(stream, head, name=name)
+    stream.seek(skip)
+    text = io.TextIOWrapper(stream, encoding=codec, errors="strict" if strict else "replace", newline="")
+    sample = head[skip:].decode(codec, errors="ignore")[:4000]
+    controls = sum(1 for char in sample if ord(char) < 32 and char not in "\t\r\n")
+    if controls * 10 > len(sample):
+        raise ServerFileError(f"{name}: binary data, not a CSV file")
+    return parse_server_lines(text, name=name, encoding=label)
+
+
+def _stream_encoding(stream: BinaryIO, head: bytes, *, name: str) -> tuple[int, str, str, bool]:
+    """(bytes to skip, codec, label, whether the codec decodes the whole file): decode_server_file's rules."""
+    for bom, codec, label in _BOMS:
+        if head.startswith(bom):
+            if not _decodes(stream, codec, len(bom)):
+                raise ServerFileError(f"{name}: starts with a {label} byte-order mark but is not {label}")
+            return len(bom), codec, label, True
+    sample = head[:4000]
+    if sample and sample.count(0) * 4 > len(sample):
+        codec = "utf-16-le" if sample[1::2].count(0) > sample[0::2].count(0) else "utf-16-be"
+        if not _decodes(stream, codec, 0):
+            raise ServerFileError(f"{name}: binary data, not a CSV file")
+        return 0, codec, f"{codec.upper().replace('-LE', ' LE').replace('-BE', ' BE')} without BOM", True
+    if _decodes(stream, "utf-8", 0):
+        return 0, "utf-8", "UTF-8", True
+    return 0, "cp1252", "Windows-1252", False
+
+
+def _decodes(stream: BinaryIO, codec: str, start: int) -> bool:
+    stream.seek(start)
+    decoder = codecs.getincrementaldecoder(codec)()
+    try:
+        while chunk := stream.read(_READ_SIZE):
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def parse_server_lines(lines: Iterator[str], *, name: str, encoding: str = "text") -> ServerFile:
+    """A server list from its lines (as a file opened with newline="" gives them): the header is read now, the rows
+    as `rows` is iterated."""
+    offset, first = 0, next(lines, None)
+    if first is not None and first.lstrip().startswith("#TYPE"):
+        offset, first = 1, next(lines, None)
+    while first is not None and not first.strip():
+        offset, first = offset + 1, next(lines, None)  # blank lines before the header
+    if first is None:
         raise ServerFileError(f"{name}: empty file")
-    delimiter = _sniff_delimiter(body)
-    reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
+    delimiter = _sniff_delimiter(first)
+    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
     header = [column.strip() for column in next(reader)]
     lowered = [column.lower() for column in header]
     is_export = bool(_EXPORT_SIGNS & set(lowered))
@@ -122,26 +185,33 @@ def parse_server_csv(text: str, *, name: str, encoding: str = "text") -> ServerF
     result = ServerFile(
         [], "Get-ExchangeServer export" if is_export else "plain CSV", encoding, delimiter, ignored=ignored
     )
-    for cells in reader:
-        line = reader.line_num + offset
-        if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
-            result.rows.append((line, {"__error__": f"{len(cells)} cells for {len(header)} columns"}))
-            continue
-        by_column = {key: cell.strip() for key, cell in zip(lowered, cells, strict=False) if key}
-        if not any(by_column.values()):
-            continue
-        item = _export_item(by_column) if is_export else {}
-        item |= _plain_item(by_column, skip=item.keys() | ({"name", "site", "edition"} if is_export else set()))
-        result.rows.append((line, item))
-        if warning := _legacy_warning(item):
-            result.warnings.append(f"line {line}: {warning}")
+    result.rows = _rows(reader, header, lowered, is_export, offset, result.warnings, name=name)
     return result
+
+
+def _rows(reader, header, lowered, is_export, offset, warnings, *, name):
+    try:
+        for cells in reader:
+            line = reader.line_num + offset
+            if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header) :]):
+                yield line, {"__error__": f"{len(cells)} cells for {len(header)} columns"}
+                continue
+            by_column = {key: cell.strip() for key, cell in zip(lowered, cells, strict=False) if key}
+            if not any(by_column.values()):
+                continue
+            item = _export_item(by_column) if is_export else {}
+            item |= _plain_item(by_column, skip=item.keys() | ({"name", "site", "edition"} if is_export else set()))
+            if warning := _legacy_warning(item):
+                warnings.append(f"line {line}: {warning}")
+            yield line, item
+    except csv.Error as error:
+        raise ServerFileError(f"{name}: line {reader.line_num + offset}: {error}") from None
 
 
 def _sniff_delimiter(body: str) -> str:
     """The delimiter of the header line (Export-Csv -UseCulture writes ';' in many locales). csv.Sniffer reads
     quoted headers reliably; an unquoted one falls back to the candidate that splits it into the most columns."""
-    header = body.splitlines()[0]
+    header = body.splitlines()[0] if body.strip() else body
     try:
         found = csv.Sniffer().sniff(header, delimiters=_DELIMITERS).delimiter
     except csv.Error:

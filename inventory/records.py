@@ -70,10 +70,15 @@ def records_from_items(
     *,
     where: Callable[[int], str] = lambda key: f"item {key}",
     typed: bool = True,
+    first_seen: dict[str, int] | None = None,
 ) -> tuple[list[tuple[int, ServerRecord]], dict[int, dict[str, str]]]:
     """Validate many items keyed by position (an item index, a CSV line): the valid records, and the errors keyed by
-    position then field. An FQDN given twice is an error on both, each naming the other (`where` says how)."""
-    valid, errors, first_seen = [], {}, {}
+    position then field. An FQDN given twice is an error on both, each naming the other (`where` says how).
+
+    `first_seen` ({fqdn: position}, updated) carries the FQDNs of earlier batches of the same file: a duplicate of
+    one of them is an error here and one (in the errors returned) at the earlier position."""
+    valid, errors = [], {}
+    first_seen = {} if first_seen is None else first_seen
     for key, item in items:
         record, problems = server_record_from_mapping(item, typed=typed)
         fqdn = record.fqdn if record is not None else _fqdn_as_given(item)

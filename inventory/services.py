@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import operator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
 from inventory.bulk import rows_insert, rows_insert_new, rows_update
@@ -72,20 +74,26 @@ class _Collided(Exception):
 
 
 def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: bool = False) -> list[UpsertResult]:
-    """Upsert servers by FQDN (case-insensitive) in one transaction; a dry run rolls everything back.
+    """Upsert servers by FQDN (case-insensitive); the writes are one transaction; a dry run rolls everything back.
 
     Fields a record does not state are left as stored, and a server is written only where its values change, and
-    then only the columns that change, so two syncs setting different fields of the same servers keep both. Servers
-    that may change are locked (in primary-key order) and read again before they are compared and written, new ones
-    are inserted with ON CONFLICT DO NOTHING (a server created meanwhile by another writer is then compared like a
-    stored one), and the change feed is written from the locked rows, so it records what is stored. An attempt that
-    still collides with another writer is rolled back and run again; after ATTEMPTS, UpsertConflict.
+    then only the columns that change, so two syncs setting different fields of the same servers keep both. What is
+    stored is read and compared first, without a transaction or a lock; then one short transaction creates what is
+    missing, inserts the new servers (ON CONFLICT DO NOTHING: a server created meanwhile by another writer is then
+    compared like a stored one), locks the servers that differed (in primary-key order), reads them again, compares
+    again and writes the columns that still differ, and the change feed from those locked rows, so it records what
+    is stored. An attempt that collides with another writer is rolled back and run again; after ATTEMPTS,
+    UpsertConflict.
     """
     last_error: Exception | None = None
     for _ in range(ATTEMPTS):
         try:
+            seen = _Seen.read(records)
+            if not seen.needs_write(records):
+                return [UpsertResult(index, r.fqdn, "unchanged", [], seen.rows[r.fqdn]["id"])
+                        for index, r in enumerate(records)]  # fmt: skip
             with transaction.atomic():
-                results = _servers_upsert(records, source=source)
+                results = _servers_upsert(records, seen, source=source)
                 if dry_run:
                     transaction.set_rollback(True)
             return results
@@ -107,40 +115,80 @@ def _is_collision(error: Exception) -> bool:
     return "UNIQUE constraint failed" in text or "FOREIGN KEY constraint failed" in text or "locked" in text
 
 
-def _servers_upsert(records: list[ServerRecord], *, source: str) -> list[UpsertResult]:
+@dataclass(slots=True)
+class _Seen:
+    """What is stored for the records, read without a transaction or a lock, and which records differ from it."""
+
+    rows: dict[str, dict]  # stored servers by FQDN
+    tags: dict[int, list[str]]
+    memberships: dict[int, tuple[str, str, bool]]
+    org_names: dict[int, str]
+    organisations: dict[str, Organisation]  # the ones that exist, by name
+    sites: dict[tuple[str, str], Site]  # the ones that exist, by (organisation name, site name)
+    differ: set[str]  # FQDNs of stored servers whose record states something else
+
+    @classmethod
+    def read(cls, records: list[ServerRecord]) -> _Seen:
+        rows = _server_rows([r.fqdn for r in records])
+        ids = [row["id"] for row in rows.values()]
+        tags, memberships = _server_links(ids, records)
+        org_names = dict(Organisation.objects.filter(pk__any={row["organisation_id"] for row in rows.values()})
+                         .values_list("pk", "name"))  # fmt: skip
+        names = {_organisation_name(r, rows.get(r.fqdn), org_names) for r in records}
+        organisations = {org.name: org for org in Organisation.objects.filter(name__any=names)}
+        org_names |= {org.pk: name for name, org in organisations.items()}
+        sites = _sites_read(_sites_wanted(records, rows, org_names), organisations, org_names)
+        seen = cls(rows, tags, memberships, org_names, organisations, sites, set())
+        for record in records:
+            row = rows.get(record.fqdn)
+            if row is not None and seen.differs(row, record):
+                seen.differ.add(record.fqdn)
+        return seen
+
+    def differs(self, row: dict, record: ServerRecord) -> bool:
+        try:
+            if _changes(row, record, self.organisations, self.sites, self.org_names):
+                return True
+        except KeyError:  # an organisation or a site that does not exist yet
+            return True
+        if "tags" in record.provided and record.get("tags") != self.tags.get(row["id"], []):
+            return True
+        return "cluster" in record.provided and _cluster_differs(self.memberships.get(row["id"]), record)
+
+    def needs_write(self, records: list[ServerRecord]) -> bool:
+        """Whether anything is to be written: a new or differing server, a missing organisation or site, a site
+        whose Internet-facing flag changes. Otherwise the sync takes no transaction at all."""
+        if self.differ or len(self.rows) < len(records):
+            return True
+        wanted = _sites_wanted(records, self.rows, self.org_names)
+        return any(key not in self.sites or (flag is not None and self.sites[key].is_internet_facing != flag)
+                   for key, flag in wanted.items())  # fmt: skip
+
+
+def _servers_upsert(records: list[ServerRecord], seen: _Seen, *, source: str) -> list[UpsertResult]:
     now = timezone.now()
-    # 1. Read without locks what is stored, to find the servers that may change. Unchanged ones are neither locked
-    #    nor written: the second sync of the same payload takes no lock.
-    seen = _server_rows([r.fqdn for r in records])
-    seen_query = Server.objects.filter(fqdn__in=[r.fqdn for r in records]).values("pk")  # the FQDNs are sent once
-    tags, memberships = _server_links(seen_query)
-    org_names = dict(Organisation.objects.filter(servers__in=seen_query).distinct().values_list("pk", "name"))
-    # 2. The rows servers refer to, each kind created with ON CONFLICT DO NOTHING in key order, before any server is
-    #    locked: every writer takes its locks in the same order (organisations, sites, tags, clusters, new servers,
-    #    stored servers by primary key, the feed), so concurrent syncs wait for each other but never deadlock.
-    organisations = _organisations_ensure(records, seen, org_names)
+    stored, org_names = seen.rows, dict(seen.org_names)
+    # The rows servers refer to, each kind created with ON CONFLICT DO NOTHING in key order, before any server is
+    # locked: every writer takes its locks in the same order (organisations, sites, tags, clusters, new servers,
+    # stored servers by primary key, the feed), so concurrent syncs wait for each other but never deadlock.
+    organisations = _organisations_ensure(records, stored, org_names)
     org_names |= {org.pk: name for name, org in organisations.items()}
-    sites = _sites_ensure(records, seen, organisations, org_names)
-    new = [record for record in records if record.fqdn not in seen]
-    maybe = [
-        record
-        for record in records
-        if record.fqdn in seen
-        and _differs(seen[record.fqdn], record, tags, memberships, organisations, sites, org_names)
-    ]
+    sites = _sites_ensure(records, stored, organisations, org_names)
+    new = [record for record in records if record.fqdn not in stored]
+    maybe = [record for record in records if record.fqdn in seen.differ]
     tag_ids = _tags_ensure([*new, *maybe])
-    clusters = _clusters_ensure([*new, *maybe], seen, organisations, org_names)
-    # 3. New servers; those another writer created meanwhile are compared as stored ones below.
+    clusters = _clusters_ensure([*new, *maybe], stored, organisations, org_names)
+    # New servers; those another writer created meanwhile are compared as stored ones below.
     created = _servers_insert(new, organisations, sites, org_names, source=source, now=now)
-    # 4. Lock and read again the servers that may change.
+    # Lock and read again the servers that may change: the comparison above may be stale.
     locked = _server_rows([r.fqdn for r in [*maybe, *new] if r.fqdn not in created], lock=True)
     if len(locked) < len(maybe) + len(new) - len(created):
         raise _Collided("a server was deleted while the sync ran")
-    locked_query = Server.objects.filter(pk__in=[row["id"] for row in locked.values()]).values("pk")
-    fresh_tags, fresh_memberships = _server_links(locked_query) if locked else ({}, {})
+    to_lock = [r for r in [*maybe, *new] if r.fqdn in locked]
+    fresh_tags, fresh_memberships = _server_links([row["id"] for row in locked.values()], to_lock)
     org_names |= _organisation_names_missing(locked.values(), org_names)
-    sites |= _sites_ensure([r for r in maybe + new if r.fqdn in locked], locked, organisations, org_names)
-    clusters |= _clusters_ensure([r for r in maybe + new if r.fqdn in locked], locked, organisations, org_names)
+    sites |= _sites_ensure(to_lock, locked, organisations, org_names)
+    clusters |= _clusters_ensure(to_lock, locked, organisations, org_names)
     site_names = {site.pk: site.name for site in sites.values()}
 
     results, updates, tag_writes, member_writes, feed = [], {}, [], [], []
@@ -162,7 +210,7 @@ def _servers_upsert(records: list[ServerRecord], *, source: str) -> list[UpsertR
                 row = row | changes
                 updates.setdefault(tuple(sorted(changes)), []).append(row)
         else:
-            results.append(UpsertResult(index, record.fqdn, "unchanged", [], seen[record.fqdn]["id"]))
+            results.append(UpsertResult(index, record.fqdn, "unchanged", [], stored[record.fqdn]["id"]))
             continue
         if "tags" in record.provided and (action == "created" or "tags" in changed):
             server_tags = record.get("tags")
@@ -178,7 +226,7 @@ def _servers_upsert(records: list[ServerRecord], *, source: str) -> list[UpsertR
                 values = {name: values[name] for name in changed for name in (name, *FEED_WITH.get(name, ()))}
             feed.append(("server", row["id"], record.fqdn, action, {"changed": changed, "values": values,
                                                                    "source": source}))  # fmt: skip
-    # 5. Write what changed: per set of changed columns, those columns only.
+    # Write what changed: per set of changed columns, those columns only.
     for columns, rows in updates.items():
         names = (*columns, "sync_source", "last_updated")
         stamped = [row | {"sync_source": source, "last_updated": now} for row in rows]
@@ -196,24 +244,30 @@ def _server_rows(fqdns: list[str], *, lock: bool = False) -> dict[str, dict]:
     """
     if not fqdns:
         return {}
-    queryset = Server.objects.filter(fqdn__in=fqdns)
+    queryset = Server.objects.filter(fqdn__any=fqdns)
     if lock:
         queryset = queryset.order_by("pk").select_for_update(no_key=True)
     return {row["fqdn"]: row for row in queryset.values(*STORED_FIELDS)}
 
 
-def _server_links(ids) -> tuple[dict[int, list[str]], dict[int, tuple[str, str, bool]]]:
-    """Tags (sorted names) and cluster membership (name, kind, is_active) of the servers whose ids are given."""
+def _server_links(ids: list[int], records: list[ServerRecord]):
+    """Tags (sorted names) and cluster membership (name, kind, is_active) of the servers whose ids are given; each
+    read only if a record states it."""
     tags: dict[int, list[str]] = {}
-    links = Server.tags.through.objects.filter(server_id__in=ids)
-    for server_id, name in links.values_list("server_id", "tag__name").order_by("server_id", "tag__name"):
-        tags.setdefault(server_id, []).append(name)
-    memberships = {
-        server_id: (name, kind, is_active)
-        for server_id, name, kind, is_active in ClusterMember.objects.filter(server_id__in=ids).values_list(
-            "server_id", "cluster__name", "cluster__kind", "is_active"
-        )
-    }
+    memberships: dict[int, tuple[str, str, bool]] = {}
+    if not ids:
+        return tags, memberships
+    if any("tags" in record.provided for record in records):
+        links = Server.tags.through.objects.filter(server_id__any=ids)
+        for server_id, name in links.values_list("server_id", "tag__name").order_by("server_id", "tag__name"):
+            tags.setdefault(server_id, []).append(name)
+    if any("cluster" in record.provided for record in records):
+        memberships = {
+            server_id: (name, kind, is_active)
+            for server_id, name, kind, is_active in ClusterMember.objects.filter(server_id__any=ids).values_list(
+                "server_id", "cluster__name", "cluster__kind", "is_active"
+            )
+        }
     return tags, memberships
 
 
@@ -223,47 +277,63 @@ def _organisation_names_missing(rows, org_names: dict[int, str]) -> dict[int, st
     return dict(Organisation.objects.filter(pk__in=missing).values_list("pk", "name")) if missing else {}
 
 
-def _differs(row, record, tags, memberships, organisations, sites, org_names) -> bool:
-    if _changes(row, record, organisations, sites, org_names):
-        return True
-    if "tags" in record.provided and record.get("tags") != tags.get(row["id"], []):
-        return True
-    return "cluster" in record.provided and _cluster_differs(memberships.get(row["id"]), record)
-
-
 def _servers_insert(records, organisations, sites, org_names, *, source: str, now) -> dict[str, dict]:
     """Insert the new servers (ON CONFLICT DO NOTHING, in FQDN order): {fqdn: row} of those this call created."""
     if not records:
         return {}
     fields = [column for column in Server._meta.concrete_fields if not column.primary_key]
+    defaults = {column.attname: column.get_default() for column in fields}
+    names = [column.attname for column in fields]
     rows, servers = [], {}
     for record in sorted(records, key=lambda r: r.fqdn):
         organisation = organisations[_organisation_name(record, None, org_names)]
-        server = Server(fqdn=record.fqdn, name=record.fqdn.split(".")[0], build_source="manual",
-                        organisation_id=organisation.pk, sync_source=source, created=now, last_updated=now)  # fmt: skip
-        row = {name: getattr(server, name) for name in STORED_FIELDS}
-        for name, value in _changes(row, record, organisations, sites, org_names).items():
-            setattr(server, name, value)
+        server = defaults | {"fqdn": record.fqdn, "name": record.fqdn.split(".")[0], "build_source": "manual",
+                             "organisation_id": organisation.pk, "sync_source": source, "created": now,
+                             "last_updated": now, "prerequisites": {}}  # fmt: skip
+        server |= _changes(server, record, organisations, sites, org_names)
         servers[record.fqdn] = server
-        rows.append(_db_row({column.attname: getattr(server, column.attname) for column in fields},
-                            [column.attname for column in fields]))  # fmt: skip
+        rows.append(_db_row(server, names))
     ids = rows_insert_new(Server, [column.column for column in fields], rows, key="fqdn")
-    return {
-        fqdn: {name: getattr(servers[fqdn], name) for name in STORED_FIELDS} | {"id": pk} for fqdn, pk in ids.items()
-    }
+    return {fqdn: {name: servers[fqdn][name] for name in STORED_FIELDS if name != "id"} | {"id": pk}
+            for fqdn, pk in ids.items()}  # fmt: skip
 
 
 def _db_row(values: dict, names) -> tuple:
     """Values as the database driver takes them (JSON as text, datetimes adapted for SQLite)."""
-    row = []
+    return _row_maker(tuple(names))(values)
+
+
+@functools.cache
+def _row_maker(names: tuple[str, ...]):
+    """A function making the driver's tuple of Server `names` from a row: JSON columns dumped, datetimes adapted
+    where the backend wants it (SQLite); decided once per set of columns, not per value."""
+    by_name = {column.attname: column for column in Server._meta.concrete_fields}
+    adapt = connection.ops.adapt_datetimefield_value
+    convert = []
     for name in names:
-        value = values[name]
-        if isinstance(value, dict | list):
-            value = json.dumps(value)
-        elif isinstance(value, datetime):
-            value = connection.ops.adapt_datetimefield_value(value)
-        row.append(value)
-    return tuple(row)
+        column = by_name[name]
+        if isinstance(column, models.JSONField):
+            convert.append(json.dumps)
+        elif isinstance(column, models.DateTimeField) and connection.vendor != "postgresql":
+            convert.append(adapt)
+        else:
+            convert.append(None)
+    getter = operator.itemgetter(*names)
+    if len(names) == 1:
+        convert_one = convert[0]
+        return lambda row: (row[names[0]] if convert_one is None or row[names[0]] is None else convert_one(row[names[0]]),)  # fmt: skip
+    positions = [(index, fn) for index, fn in enumerate(convert) if fn is not None]
+    if not positions:
+        return getter
+
+    def make(row: dict) -> tuple:
+        values = list(getter(row))
+        for index, fn in positions:
+            if values[index] is not None:
+                values[index] = fn(values[index])
+        return tuple(values)
+
+    return make
 
 
 def _changes(row: dict, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> dict[str, object]:
@@ -325,12 +395,32 @@ def _organisations_ensure(
     records: list[ServerRecord], stored: dict[str, dict], org_names: dict[int, str]
 ) -> dict[str, Organisation]:
     names = {_organisation_name(r, stored.get(r.fqdn), org_names) for r in records}
-    found = {org.name: org for org in Organisation.objects.filter(name__in=names)}
+    found = {org.name: org for org in Organisation.objects.filter(name__any=names)}
     missing = sorted(names - found.keys())
     if missing:
         Organisation.objects.bulk_create([Organisation(name=name) for name in missing], ignore_conflicts=True)
-        found |= {org.name: org for org in Organisation.objects.filter(name__in=missing)}
+        found |= {org.name: org for org in Organisation.objects.filter(name__any=missing)}
     return found
+
+
+def _sites_wanted(records: list[ServerRecord], stored: dict[str, dict], org_names: dict[int, str]):
+    """{(organisation name, site name): Internet-facing flag stated, or None} of the sites the records name."""
+    wanted: dict[tuple[str, str], bool | None] = {}
+    for record in records:
+        if record.get("site"):
+            key = (_organisation_name(record, stored.get(record.fqdn), org_names), str(record.get("site")))
+            flag = record.get("site_is_internet_facing") if "site_is_internet_facing" in record.provided else None
+            wanted[key] = flag if flag is not None else wanted.get(key)
+    return wanted
+
+
+def _sites_read(wanted, organisations: dict[str, Organisation], org_names: dict[int, str]):
+    """The wanted sites that exist, by (organisation name, site name)."""
+    organisation_ids = {organisations[org].pk for org, _ in wanted if org in organisations}
+    if not organisation_ids:
+        return {}
+    queryset = Site.objects.filter(organisation_id__any=organisation_ids, name__any={n for _, n in wanted})
+    return {(org_names[site.organisation_id], site.name): site for site in queryset}
 
 
 def _sites_ensure(
@@ -338,28 +428,17 @@ def _sites_ensure(
     org_names: dict[int, str],
 ) -> dict[tuple[str, str], Site]:  # fmt: skip
     """Sites by (organisation name, site name), created where missing; Internet-facing flags stated are set."""
-    wanted: dict[tuple[str, str], bool | None] = {}
-    for record in records:
-        if record.get("site"):
-            key = (_organisation_name(record, stored.get(record.fqdn), org_names), str(record.get("site")))
-            flag = record.get("site_is_internet_facing") if "site_is_internet_facing" in record.provided else None
-            wanted[key] = flag if flag is not None else wanted.get(key)
+    wanted = _sites_wanted(records, stored, org_names)
     if not wanted:
         return {}
-    organisation_ids = {org: organisations[org].pk for org, _ in wanted}
-
-    def read() -> dict[tuple[str, str], Site]:
-        queryset = Site.objects.filter(organisation_id__in=organisation_ids.values(), name__in=[n for _, n in wanted])
-        return {(org_names[site.organisation_id], site.name): site for site in queryset}
-
-    found = read()
+    found = _sites_read(wanted, organisations, org_names)
     missing = sorted(key for key in wanted if key not in found)
     if missing:
         Site.objects.bulk_create(
-            [Site(organisation_id=organisation_ids[org], name=name, is_internet_facing=bool(wanted[(org, name)]))
+            [Site(organisation_id=organisations[org].pk, name=name, is_internet_facing=bool(wanted[(org, name)]))
              for org, name in missing], ignore_conflicts=True,
         )  # fmt: skip
-        found = read()
+        found = _sites_read(wanted, organisations, org_names)
     stale = {key: flag for key, flag in wanted.items() if flag is not None and found[key].is_internet_facing != flag}
     for flag in (True, False):
         ids = [found[key].pk for key, wanted_flag in stale.items() if wanted_flag is flag]
@@ -415,7 +494,7 @@ def _clusters_ensure(
 
     def read() -> dict[tuple[int, str], Cluster]:
         queryset = Cluster.objects.filter(
-            organisation_id__in={org for org, _ in wanted}, name__in={name for _, name in wanted}
+            organisation_id__any={org for org, _ in wanted}, name__any={name for _, name in wanted}
         )
         return {(cluster.organisation_id, cluster.name): cluster for cluster in queryset}
 
@@ -442,7 +521,7 @@ def _tags_write(changes: list[tuple[int, list[int]]]) -> None:
     if not changes:
         return
     through = Server.tags.through
-    through.objects.filter(server_id__in=[server_id for server_id, _ in changes]).delete()
+    through.objects.filter(server_id__any=[server_id for server_id, _ in changes]).delete()
     rows_insert(through, ("server_id", "tag_id"), [(server_id, tag) for server_id, tags in changes for tag in tags])
 
 
@@ -450,7 +529,7 @@ def _memberships_write(changes: list[tuple[int, int | None, bool]]) -> None:
     """(server id, cluster id or None, is active) for servers this transaction has locked (or created)."""
     if not changes:
         return
-    ClusterMember.objects.filter(server_id__in=[server_id for server_id, _, _ in changes]).delete()
+    ClusterMember.objects.filter(server_id__any=[server_id for server_id, _, _ in changes]).delete()
     rows_insert(
         ClusterMember,
         ("cluster_id", "server_id", "is_active"),

@@ -660,3 +660,96 @@ def test_a_clustered_mailbox_server_cannot_be_a_member_and_nothing_is_written(tm
         run(write(tmp_path, "bad.csv", text))
 
     assert not Server.objects.exists() and not Cluster.objects.exists()
+
+
+# -- streaming in batches (issue 13): the file is read BATCH rows at a time, still all or nothing ---------------------
+
+BATCHED_CSV = "fqdn,site,roles,build\n" + "".join(
+    f"ex{index:02d}.contoso.example,Paris,Mailbox,15.02.1544.009\n" for index in range(7)
+)  # invented servers, real build
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    from inventory.management.commands import servers_import
+
+    monkeypatch.setattr(servers_import, "BATCH", 2)
+
+
+@pytest.mark.django_db
+def test_a_file_of_several_batches_stores_every_row(tmp_path, small_batches):
+    path = write(tmp_path, "batched.csv", BATCHED_CSV)
+
+    out, _ = run(path)
+    again, _ = run(path)
+
+    assert out == "7 created, 0 updated, 0 unchanged\n"
+    assert again == "0 created, 0 updated, 7 unchanged\n"
+    assert Server.objects.count() == 7 and Site.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_bad_row_in_a_later_batch_means_the_earlier_batches_are_not_written(tmp_path, small_batches):
+    bad = BATCHED_CSV.replace("ex05.contoso.example,Paris,Mailbox,15.02.1544.009", "ex05,Paris,Janitor,15.02.1544.009")
+    path = write(tmp_path, "late.csv", bad)
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"late.csv: 1 row\(s\) with errors; nothing was written"):
+        call_command("servers_import", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().startswith("line 7: fqdn: 'ex05' is not a fully qualified domain name; roles: 'Janitor'")
+    assert nothing_written()
+
+
+@pytest.mark.django_db
+def test_a_duplicate_fqdn_in_another_batch_names_both_lines(tmp_path, small_batches):
+    path = write(tmp_path, "twice.csv", BATCHED_CSV + "EX01.contoso.example,Lyon,Mailbox,15.02.1544.009\n")
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"2 row\(s\) with errors; nothing was written"):
+        call_command("servers_import", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().splitlines() == [
+        "line 3: fqdn: ex01.contoso.example is also on line 9",
+        "line 9: fqdn: ex01.contoso.example is also on line 3",
+    ]
+    assert nothing_written()
+
+
+@pytest.mark.django_db
+def test_a_dry_run_over_several_batches_counts_everything_and_writes_nothing(tmp_path, small_batches):
+    path = write(tmp_path, "dry.csv", BATCHED_CSV)
+
+    out, _ = run(path, "--dry-run")
+
+    assert out == "dry run, nothing written: 7 created, 0 updated, 0 unchanged\n"
+    assert nothing_written()
+
+
+def test_the_rows_of_an_opened_file_are_read_as_they_are_iterated(tmp_path):
+    from inventory.importers import open_server_file
+
+    path = write(tmp_path, "lazy.csv", BATCHED_CSV)
+    with path.open("rb") as stream:
+        parsed = open_server_file(stream, name="lazy.csv")
+        first = next(iter(parsed.rows))
+        rest = list(parsed.rows)
+
+    assert not isinstance(parsed.rows, list)
+    assert first == (
+        2,
+        {"fqdn": "ex00.contoso.example", "site": "Paris", "roles": "Mailbox", "build": "15.02.1544.009"},
+    )
+    assert [line for line, _ in rest] == [3, 4, 5, 6, 7, 8]
+
+
+@pytest.mark.django_db
+def test_the_import_restores_the_garbage_collector_settings(tmp_path):
+    import gc
+
+    before = gc.get_threshold()
+
+    run(write(tmp_path, "gc.csv", BATCHED_CSV))
+
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
