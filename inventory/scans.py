@@ -316,7 +316,9 @@ def scan_chunk_run(*, scan_id: int, worker: str = "") -> int | None:
         ScanChunk.objects.filter(pk=chunk.pk).update(
             status=ChunkStatus.DONE, server_count=count, worker=worker or worker_name(), finished_at=timezone.now()
         )
-    ScanRun.objects.filter(pk=scan_id).update(heartbeat_at=timezone.now(), chunks_done=F("chunks_done") + 1)
+        # In the chunk's transaction (last, so the scan row is locked only for the commit): counted after it, a
+        # worker that finishes the scan in between would see every chunk done and the count then go one past.
+        ScanRun.objects.filter(pk=scan_id).update(heartbeat_at=timezone.now(), chunks_done=F("chunks_done") + 1)
     return chunk.number
 
 
