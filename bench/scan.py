@@ -90,7 +90,7 @@ def scans_clear() -> None:
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE inventory_scanrun, inventory_change CASCADE")
+            cursor.execute("TRUNCATE inventory_scanrun, inventory_serverresult, inventory_change CASCADE")
     else:
         ScanRun.objects.all().delete()
         Change.objects.all().delete()

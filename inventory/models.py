@@ -326,11 +326,18 @@ class ScanVerdict(models.Model):
 class ServerResult(models.Model):
     """One server's result in one scan; history is kept for trends and "newly non-compliant"."""
 
-    scan = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="results")
-    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="results")
+    # No foreign-key constraints in the database on scan, server and verdict (db_constraint=False): a scan writes
+    # one row per server, and PostgreSQL checks each constraint of each row at commit (Django declares them
+    # DEFERRABLE INITIALLY DEFERRED), about half of a scan's write time. The scan writer takes the ids from the rows it
+    # read in the same run (its scan, its verdicts, the servers of the chunk) and removes the results of servers
+    # deleted meanwhile when it finishes; deletes cascade through Django's collector as before (on_delete).
+    scan = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="results", db_constraint=False)
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="results", db_constraint=False)
     # No single-column indexes on verdict and state: they would slow the bulk insert of every scan; reads go
     # through (scan, server) and (scan, state).
-    verdict = models.ForeignKey(ScanVerdict, on_delete=models.CASCADE, related_name="results", db_index=False)
+    verdict = models.ForeignKey(
+        ScanVerdict, on_delete=models.CASCADE, related_name="results", db_index=False, db_constraint=False
+    )
     state = models.CharField(max_length=32, choices=State.choices)
     waiver = models.ForeignKey(Waiver, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     is_newly_noncompliant = models.BooleanField(default=False)
