@@ -30,7 +30,16 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from inventory.choices import ScanStatus
-from inventory.models import ClusterMember, ScanRun, ScanTally, ScanVerdict, Server, ServerResult, Waiver
+from inventory.models import (
+    ClusterMember,
+    Organisation,
+    ScanRun,
+    ScanTally,
+    ScanVerdict,
+    Server,
+    ServerResult,
+    Waiver,
+)
 from kb.engine.builds import InvalidBuildError, parse_reported_build
 from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, ServerFacts, facts_parse, has_fix
 from kb.engine.lookup import build_info
@@ -80,8 +89,12 @@ def server_rows(queryset: QuerySet[Server] | None = None, *, shared: dict | None
 def server_facts_distinct(queryset: QuerySet[Server] | None = None) -> list[ServerFacts]:
     """Every distinct set of facts among the servers, deduplicated by the database (one query)."""
     queryset = Server.objects.all() if queryset is None else queryset
-    rows = queryset.order_by().values_list(*FACTS_COLUMNS, *FACTS_EXPRESSIONS).distinct()
-    return list({_facts(tuple(raw)) for raw in rows})
+    # Distinct over the server's own columns and its organisation's id, then the organisation's ESU date by id: with
+    # the join inside, PostgreSQL sorts every server to deduplicate (4 s at 1,000,000 servers); without it, it
+    # hashes them (0.5 s).
+    rows = queryset.order_by().values_list(*FACTS_COLUMNS, *FACTS_EXPRESSIONS[:-1], "organisation_id").distinct()
+    esu = dict(Organisation.objects.values_list("pk", "esu_enrolled_until"))
+    return list({_facts((*raw[:-1], esu.get(raw[-1]))) for raw in rows})
 
 
 def _facts(raw: tuple) -> ServerFacts:
