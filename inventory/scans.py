@@ -30,7 +30,7 @@ from django.utils import timezone
 from inventory.bulk import rows_insert
 from inventory.changes import changes_record_prepared
 from inventory.choices import ChunkStatus, Delta, ScanStatus, ScanTrigger
-from inventory.models import ScanChunk, ScanRun, ScanTally, ScanVerdict, Server, ServerResult, VerdictGap
+from inventory.models import ScanChunk, ScanRun, ScanTally, ScanVerdict, Server, ServerResult, VerdictGap, Waiver
 from inventory.selectors import WaiverIndex, facts_key, server_facts_distinct, server_rows, waivers_active
 from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, ServerFacts, Verdict, evaluate, has_fix
 from kb.selectors import catalog_get, fix_carriers, rules_get, today
@@ -437,15 +437,20 @@ def statistics_refresh() -> None:
 
 
 def _orphans_delete(scan: ScanRun) -> None:
-    """Remove the results of servers deleted while their chunk was being written. ServerResult has no foreign-key
-    constraints in the database (see the model): a server deleted between a chunk's read and its commit would
-    otherwise leave a result behind, which the database's check used to refuse. One anti-join over the scan's rows.
-    """
-    result, server = ServerResult._meta.db_table, Server._meta.db_table
+    """Remove the results of servers deleted while their chunk was being written, and clear the waivers deleted
+    meanwhile. ServerResult has no foreign-key constraints in the database (see the model): a server or waiver deleted
+    between a chunk's read and its commit would otherwise leave a dangling id, which the database's check used to
+    refuse. One anti-join over the scan's rows; the waiver's over the few rows that have one (a partial index)."""
+    result, server, waiver = ServerResult._meta.db_table, Server._meta.db_table, Waiver._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {result} WHERE scan_id = %s AND NOT EXISTS "
             f"(SELECT 1 FROM {server} s WHERE s.id = {result}.server_id)",
+            [scan.pk],
+        )
+        cursor.execute(
+            f"UPDATE {result} SET waiver_id = NULL WHERE scan_id = %s AND waiver_id IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {waiver} w WHERE w.id = {result}.waiver_id)",
             [scan.pk],
         )
 

@@ -282,3 +282,33 @@ def test_a_server_deleted_while_its_chunk_was_written_leaves_no_result_once_the_
     scan.refresh_from_db()
     assert not ServerResult.objects.filter(server_id=first.server_id).exists()
     assert scan.server_count == ServerResult.objects.filter(scan=scan).count() == len(ESTATE) - 1
+
+
+@pytest.mark.django_db
+def test_a_waiver_deleted_while_the_scan_runs_is_cleared_from_its_results_and_one_deleted_later_too(estate):
+    sec = Server.objects.get(fqdn="sec.contoso.example")
+    # Invented waiver.
+    waiver = Waiver.objects.create(
+        server=sec, target_kind="update", target_kb="KB5036386", reason="invented", approver="invented CAB",
+        expires_at=datetime(2024, 7, 1, tzinfo=UTC),
+    )  # fmt: skip
+    scan = scan_request(trigger="command")
+    scan_start(scan_id=scan.pk, as_of=AS_OF)
+    while not ServerResult.objects.filter(scan=scan, server=sec).exists():
+        assert scan_chunk_run(scan_id=scan.pk) is not None
+    assert ServerResult.objects.get(scan=scan, server=sec).waiver_id == waiver.pk
+    with connection.cursor() as cursor:  # past the collector, as a concurrent delete before the chunk's commit
+        cursor.execute(f"DELETE FROM {Waiver._meta.db_table} WHERE id = %s", [waiver.pk])
+
+    assert scan_work(scan_id=scan.pk) == "finished"
+
+    assert ServerResult.objects.get(scan=scan, server=sec).waiver_id is None
+    # A waiver deleted after the scan: Django's collector sets its results' waiver to null.
+    later = Waiver.objects.create(
+        server=sec, target_kind="update", target_kb="KB5036386", reason="invented", approver="invented CAB",
+        expires_at=datetime(2024, 7, 1, tzinfo=UTC),
+    )  # fmt: skip
+    second = scan_run_execute(as_of=AS_OF)
+    assert ServerResult.objects.get(scan=second, server=sec).waiver_id == later.pk
+    later.delete()
+    assert ServerResult.objects.get(scan=second, server=sec).waiver_id is None
