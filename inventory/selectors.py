@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -47,9 +48,9 @@ from kb.models import Fix, Update
 from kb.selectors import catalog_age, catalog_get, catalog_sources, entry_from_update, today, update_titles
 
 
-@dataclass(frozen=True, slots=True)
-class ServerRow:
-    """The columns a scan needs, read with .values() (no model instances for 100,000 servers)."""
+class ServerRow(NamedTuple):
+    """The columns a scan needs, read with .values() (no model instances for 100,000 servers). A named tuple: made
+    once per server of every scan, in a third of the time of a frozen dataclass."""
 
     id: int
     fqdn: str
