@@ -151,6 +151,15 @@ def curve(sizes: list[int]) -> None:
     else:  # the bench's own test_ database, as it is
         env["DATABASE_URL"] = (f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
                                f"{database['PORT'] or 5432}/{database['NAME']}")  # fmt: skip
+    if database["ENGINE"].endswith("postgresql"):
+        from django.db import connection
+
+        with connection.cursor() as cursor:  # as they are: the figures hold for these, not tuned ones
+            names = ("shared_buffers", "work_mem", "max_wal_size", "checkpoint_timeout", "synchronous_commit")
+            cursor.execute(
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s) ORDER BY name", [list(names)]
+            )
+            print("PostgreSQL " + ", ".join(f"{name} {value}" for name, value in cursor.fetchall()))
     print(f"{'servers':>10} {'scan':>8} {'peak MB':>8}   (a first scan in its own process; target for 1,000,000 on "
           f"PostgreSQL: < 20 s, < 1,500 MB)")  # fmt: skip
     for size in sizes:
