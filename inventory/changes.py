@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import connection
 from django.utils import timezone
@@ -23,6 +24,12 @@ def changes_record(rows: Iterable[tuple[str, int, str, str, dict | str | None]])
         (kind, object_id, key, action, data if data is None or isinstance(data, str) else json.dumps(data), now)
         for kind, object_id, key, action, data in rows
     ]
+    return changes_record_prepared(items)
+
+
+def changes_record_prepared(items: list[tuple[str, int, str, str, str | None, datetime]]) -> int:
+    """items: (kind, object_id, key, action, data as JSON text or None, created), as a writer of many rows (a scan)
+    makes them, without a second pass over every row."""
     if not items:
         return 0
     if connection.vendor == "postgresql":

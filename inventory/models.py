@@ -326,13 +326,25 @@ class ScanVerdict(models.Model):
 class ServerResult(models.Model):
     """One server's result in one scan; history is kept for trends and "newly non-compliant"."""
 
-    scan = models.ForeignKey(ScanRun, on_delete=models.CASCADE, related_name="results")
-    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="results")
-    # No single-column indexes on verdict and state: they would slow the bulk insert of every scan; reads go
-    # through (scan, server) and (scan, state).
-    verdict = models.ForeignKey(ScanVerdict, on_delete=models.CASCADE, related_name="results", db_index=False)
+    # No foreign-key constraints in the database (db_constraint=False): a scan writes one row per server, and
+    # PostgreSQL checks each constraint of each row at commit (Django declares them DEFERRABLE INITIALLY DEFERRED, and
+    # even a null waiver queues its check): about half of a scan's write time. The scan writer takes the ids from
+    # the rows it read in the same run (its scan, its verdicts, the servers of the chunk, the active waivers) and,
+    # when it finishes, removes the results of servers deleted meanwhile and clears waivers deleted meanwhile
+    # (`scans._orphans_delete`); deletes cascade or set null through Django's collector as before (on_delete).
+    # Every index costs each of a scan's inserts: none of its own on scan (reads by scan go through (scan, server)
+    # and (scan, state)), verdict and state, and the waiver's only on the few rows that have one (see Meta).
+    scan = models.ForeignKey(
+        ScanRun, on_delete=models.CASCADE, related_name="results", db_constraint=False, db_index=False
+    )
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="results", db_constraint=False)
+    verdict = models.ForeignKey(
+        ScanVerdict, on_delete=models.CASCADE, related_name="results", db_index=False, db_constraint=False
+    )
     state = models.CharField(max_length=32, choices=State.choices)
-    waiver = models.ForeignKey(Waiver, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    waiver = models.ForeignKey(
+        Waiver, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False, db_constraint=False
+    )
     is_newly_noncompliant = models.BooleanField(default=False)
     delta = models.CharField(max_length=20, choices=Delta.choices, blank=True, default=Delta.NONE)
 
@@ -345,6 +357,8 @@ class ServerResult(models.Model):
             models.Index(fields=("scan", "state"), name="inv_result_scan_state_idx"),
             # Few rows per scan have a delta; notifications read only those.
             models.Index(fields=("scan", "delta"), condition=~Q(delta=""), name="inv_result_scan_delta_idx"),
+            # Deleting a waiver sets its results' waiver to null: found by this index, which skips the null rows.
+            models.Index(fields=("waiver",), condition=Q(waiver__isnull=False), name="inv_result_waiver_idx"),
         ]
 
     def __str__(self) -> str:

@@ -8,9 +8,11 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import (
     CharField,
     Count,
@@ -29,7 +31,16 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from inventory.choices import ScanStatus
-from inventory.models import ClusterMember, ScanRun, ScanTally, ScanVerdict, Server, ServerResult, Waiver
+from inventory.models import (
+    ClusterMember,
+    Organisation,
+    ScanRun,
+    ScanTally,
+    ScanVerdict,
+    Server,
+    ServerResult,
+    Waiver,
+)
 from kb.engine.builds import InvalidBuildError, parse_reported_build
 from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, ServerFacts, facts_parse, has_fix
 from kb.engine.lookup import build_info
@@ -37,9 +48,9 @@ from kb.models import Fix, Update
 from kb.selectors import catalog_age, catalog_get, catalog_sources, entry_from_update, today, update_titles
 
 
-@dataclass(frozen=True, slots=True)
-class ServerRow:
-    """The columns a scan needs, read with .values() (no model instances for 100,000 servers)."""
+class ServerRow(NamedTuple):
+    """The columns a scan needs, read with .values() (no model instances for 100,000 servers). A named tuple: made
+    once per server of every scan, in a third of the time of a frozen dataclass."""
 
     id: int
     fqdn: str
@@ -58,22 +69,33 @@ def server_rows(queryset: QuerySet[Server] | None = None, *, shared: dict | None
     `shared` (raw columns → facts) may be kept across calls, e.g. by every chunk of one scan in a worker."""
     queryset = Server.objects.all() if queryset is None else queryset
     rows = queryset.order_by("pk").values_list("id", "fqdn", "site_id", *FACTS_COLUMNS, *FACTS_EXPRESSIONS)
+    if connection.vendor == "postgresql":
+        # The same query's rows in one fetch, without the queryset's iterator (100 rows a fetch, a tuple per row):
+        # a scan reads every server. PostgreSQL needs no converter for these columns; SQLite does (the date).
+        sql, params = rows.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
     shared = {} if shared is None else shared
     result = []
-    for pk, fqdn, site_id, *raw in rows:
-        key = tuple(raw)
+    for row in rows:
+        key = tuple(row[3:])
         facts = shared.get(key)
         if facts is None:
             facts = shared[key] = _facts(key)
-        result.append(ServerRow(pk, fqdn, site_id, facts))
+        result.append(ServerRow(row[0], row[1], row[2], facts))
     return result
 
 
 def server_facts_distinct(queryset: QuerySet[Server] | None = None) -> list[ServerFacts]:
     """Every distinct set of facts among the servers, deduplicated by the database (one query)."""
     queryset = Server.objects.all() if queryset is None else queryset
-    rows = queryset.order_by().values_list(*FACTS_COLUMNS, *FACTS_EXPRESSIONS).distinct()
-    return list({_facts(tuple(raw)) for raw in rows})
+    # Distinct over the server's own columns and its organisation's id, then the organisation's ESU date by id: with
+    # the join inside, PostgreSQL sorts every server to deduplicate (4 s at 1,000,000 servers); without it, it
+    # hashes them (0.5 s).
+    rows = queryset.order_by().values_list(*FACTS_COLUMNS, *FACTS_EXPRESSIONS[:-1], "organisation_id").distinct()
+    esu = dict(Organisation.objects.values_list("pk", "esu_enrolled_until"))
+    return list({_facts((*raw[:-1], esu.get(raw[-1]))) for raw in rows})
 
 
 def _facts(raw: tuple) -> ServerFacts:

@@ -8,10 +8,10 @@ behaviour with real worker processes on PostgreSQL and Redis is in tests/integra
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from inventory.models import ScanChunk, ScanRun, ScanTally, ScanVerdict, ServerResult, VerdictGap, Waiver
+from inventory.models import ScanChunk, ScanRun, ScanTally, ScanVerdict, Server, ServerResult, VerdictGap, Waiver
 from inventory.retention import retention_apply
 from inventory.scans import (
     ScanBusyError,
@@ -246,3 +246,69 @@ def test_retention_keeps_per_scan_counts_for_ever_and_per_server_rows_for_the_ne
         assert sum(ScanTally.objects.filter(scan=scan).values_list("server_count", flat=True)) == 8
         assert ScanRun.objects.get(pk=scan.pk).counts == scans[-1].counts
     assert retention_apply(keep_scans=1).results_deleted == 0  # a second run finds nothing more
+
+
+@pytest.mark.django_db
+def test_deleting_a_server_or_a_scan_still_deletes_its_results(estate):
+    """ServerResult has no foreign-key constraints in the database (the scan writer keeps the ids): Django's collector
+    still cascades."""
+    scan = scan_run_execute(as_of=AS_OF)
+    gone = Server.objects.get(fqdn="upd.contoso.example")
+    assert ServerResult.objects.filter(server=gone).count() == 1
+
+    gone.delete()
+
+    assert not ServerResult.objects.filter(server_id=gone.pk).exists()
+    assert ServerResult.objects.filter(scan=scan).count() == len(ESTATE) - 1
+    ScanRun.objects.filter(pk=scan.pk).delete()
+    assert not ServerResult.objects.filter(scan_id=scan.pk).exists()
+    assert not ScanVerdict.objects.filter(scan_id=scan.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_server_deleted_while_its_chunk_was_written_leaves_no_result_once_the_scan_finishes(estate):
+    scan = scan_request(trigger="command")
+    scan_start(scan_id=scan.pk, as_of=AS_OF)
+    assert scan_chunk_run(scan_id=scan.pk) == 1
+    first = ServerResult.objects.filter(scan=scan).order_by("server_id").first()
+    # The race the database's foreign-key check used to refuse: the server's row goes after its result was written
+    # by a chunk that read it (done here in SQL, past the collector that would have deleted the result too).
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Server._meta.db_table} WHERE id = %s", [first.server_id])
+    assert ServerResult.objects.filter(scan=scan, server_id=first.server_id).exists()
+
+    assert scan_work(scan_id=scan.pk) == "finished"
+
+    scan.refresh_from_db()
+    assert not ServerResult.objects.filter(server_id=first.server_id).exists()
+    assert scan.server_count == ServerResult.objects.filter(scan=scan).count() == len(ESTATE) - 1
+
+
+@pytest.mark.django_db
+def test_a_waiver_deleted_while_the_scan_runs_is_cleared_from_its_results_and_one_deleted_later_too(estate):
+    sec = Server.objects.get(fqdn="sec.contoso.example")
+    # Invented waiver.
+    waiver = Waiver.objects.create(
+        server=sec, target_kind="update", target_kb="KB5036386", reason="invented", approver="invented CAB",
+        expires_at=datetime(2024, 7, 1, tzinfo=UTC),
+    )  # fmt: skip
+    scan = scan_request(trigger="command")
+    scan_start(scan_id=scan.pk, as_of=AS_OF)
+    while not ServerResult.objects.filter(scan=scan, server=sec).exists():
+        assert scan_chunk_run(scan_id=scan.pk) is not None
+    assert ServerResult.objects.get(scan=scan, server=sec).waiver_id == waiver.pk
+    with connection.cursor() as cursor:  # past the collector, as a concurrent delete before the chunk's commit
+        cursor.execute(f"DELETE FROM {Waiver._meta.db_table} WHERE id = %s", [waiver.pk])
+
+    assert scan_work(scan_id=scan.pk) == "finished"
+
+    assert ServerResult.objects.get(scan=scan, server=sec).waiver_id is None
+    # A waiver deleted after the scan: Django's collector sets its results' waiver to null.
+    later = Waiver.objects.create(
+        server=sec, target_kind="update", target_kb="KB5036386", reason="invented", approver="invented CAB",
+        expires_at=datetime(2024, 7, 1, tzinfo=UTC),
+    )  # fmt: skip
+    second = scan_run_execute(as_of=AS_OF)
+    assert ServerResult.objects.get(scan=second, server=sec).waiver_id == later.pk
+    later.delete()
+    assert ServerResult.objects.get(scan=second, server=sec).waiver_id is None
