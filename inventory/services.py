@@ -12,7 +12,7 @@ from datetime import date
 from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
-from inventory.bulk import rows_insert, rows_insert_new, rows_update
+from inventory.bulk import rows_insert, rows_insert_copied, rows_insert_new, rows_update
 from inventory.changes import changes_record
 from inventory.models import (
     Cluster,
@@ -73,7 +73,9 @@ class _Collided(Exception):
     """A server read at the start was deleted before it could be locked: run the sync again."""
 
 
-def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: bool = False) -> list[UpsertResult]:
+def server_upsert_many(
+    records: list[ServerRecord], *, source: str, dry_run: bool = False, copy_new: bool = False
+) -> list[UpsertResult]:
     """Upsert servers by FQDN (case-insensitive); the writes are one transaction; a dry run rolls everything back.
 
     Fields a record does not state are left as stored, and a server is written only where its values change, and
@@ -84,6 +86,9 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
     again and writes the columns that still differ, and the change feed from those locked rows, so it records what
     is stored. An attempt that collides with another writer is rolled back and run again; after ATTEMPTS,
     UpsertConflict.
+
+    `copy_new` (servers_import): new servers are COPYed into the table rather than inserted ON CONFLICT DO NOTHING;
+    one created meanwhile by another writer then fails the attempt, which is run again (rolled back to its savepoint).
     """
     last_error: Exception | None = None
     for _ in range(ATTEMPTS):
@@ -93,7 +98,7 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
                 return [UpsertResult(index, r.fqdn, "unchanged", [], seen.rows[r.fqdn]["id"])
                         for index, r in enumerate(records)]  # fmt: skip
             with transaction.atomic():
-                results = _servers_upsert(records, seen, source=source)
+                results = _servers_upsert(records, seen, source=source, copy_new=copy_new)
                 if dry_run:
                     transaction.set_rollback(True)
             return results
@@ -165,7 +170,9 @@ class _Seen:
                    for key, flag in wanted.items())  # fmt: skip
 
 
-def _servers_upsert(records: list[ServerRecord], seen: _Seen, *, source: str) -> list[UpsertResult]:
+def _servers_upsert(
+    records: list[ServerRecord], seen: _Seen, *, source: str, copy_new: bool = False
+) -> list[UpsertResult]:
     now = timezone.now()
     stored, org_names = seen.rows, dict(seen.org_names)
     # The rows servers refer to, each kind created with ON CONFLICT DO NOTHING in key order, before any server is
@@ -179,7 +186,7 @@ def _servers_upsert(records: list[ServerRecord], seen: _Seen, *, source: str) ->
     tag_ids = _tags_ensure([*new, *maybe])
     clusters = _clusters_ensure([*new, *maybe], stored, organisations, org_names)
     # New servers; those another writer created meanwhile are compared as stored ones below.
-    created = _servers_insert(new, organisations, sites, org_names, source=source, now=now)
+    created = _servers_insert(new, organisations, sites, org_names, source=source, now=now, copy=copy_new)
     # Lock and read again the servers that may change: the comparison above may be stale.
     locked = _server_rows([r.fqdn for r in [*maybe, *new] if r.fqdn not in created], lock=True)
     if len(locked) < len(maybe) + len(new) - len(created):
@@ -277,7 +284,7 @@ def _organisation_names_missing(rows, org_names: dict[int, str]) -> dict[int, st
     return dict(Organisation.objects.filter(pk__in=missing).values_list("pk", "name")) if missing else {}
 
 
-def _servers_insert(records, organisations, sites, org_names, *, source: str, now) -> dict[str, dict]:
+def _servers_insert(records, organisations, sites, org_names, *, source: str, now, copy: bool = False) -> dict[str, dict]:
     """Insert the new servers (ON CONFLICT DO NOTHING, in FQDN order): {fqdn: row} of those this call created."""
     if not records:
         return {}
@@ -293,7 +300,8 @@ def _servers_insert(records, organisations, sites, org_names, *, source: str, no
         server |= _changes(server, record, organisations, sites, org_names)
         servers[record.fqdn] = server
         rows.append(_db_row(server, names))
-    ids = rows_insert_new(Server, [column.column for column in fields], rows, key="fqdn")
+    insert = rows_insert_copied if copy else rows_insert_new
+    ids = insert(Server, [column.column for column in fields], rows, key="fqdn")
     return {fqdn: {name: servers[fqdn][name] for name in STORED_FIELDS if name != "id"} | {"id": pk}
             for fqdn, pk in ids.items()}  # fmt: skip
 
