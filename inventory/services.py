@@ -284,7 +284,9 @@ def _organisation_names_missing(rows, org_names: dict[int, str]) -> dict[int, st
     return dict(Organisation.objects.filter(pk__in=missing).values_list("pk", "name")) if missing else {}
 
 
-def _servers_insert(records, organisations, sites, org_names, *, source: str, now, copy: bool = False) -> dict[str, dict]:
+def _servers_insert(
+    records, organisations, sites, org_names, *, source: str, now, copy: bool = False
+) -> dict[str, dict]:
     """Insert the new servers (ON CONFLICT DO NOTHING, in FQDN order): {fqdn: row} of those this call created."""
     if not records:
         return {}
@@ -302,8 +304,9 @@ def _servers_insert(records, organisations, sites, org_names, *, source: str, no
         rows.append(_db_row(server, names))
     insert = rows_insert_copied if copy else rows_insert_new
     ids = insert(Server, [column.column for column in fields], rows, key="fqdn")
-    return {fqdn: {name: servers[fqdn][name] for name in STORED_FIELDS if name != "id"} | {"id": pk}
-            for fqdn, pk in ids.items()}  # fmt: skip
+    for fqdn, pk in ids.items():
+        servers[fqdn]["id"] = pk  # every column, a superset of STORED_FIELDS
+    return {fqdn: servers[fqdn] for fqdn in ids}
 
 
 def _db_row(values: dict, names) -> tuple:
@@ -321,7 +324,7 @@ def _row_maker(names: tuple[str, ...]):
     for name in names:
         column = by_name[name]
         if isinstance(column, models.JSONField):
-            convert.append(json.dumps)
+            convert.append(_json_text)
         elif isinstance(column, models.DateTimeField) and connection.vendor != "postgresql":
             convert.append(adapt)
         else:
@@ -342,6 +345,10 @@ def _row_maker(names: tuple[str, ...]):
         return tuple(values)
 
     return make
+
+
+def _json_text(value: object) -> str:
+    return "{}" if value == {} else json.dumps(value)  # most servers state no prerequisites
 
 
 def _changes(row: dict, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> dict[str, object]:
