@@ -6,9 +6,6 @@ Once a row fails, the rest of the file is only validated (every error is reporte
 transaction is rolled back.
 """
 
-import contextlib
-import queue
-import threading
 from itertools import islice
 from pathlib import Path
 
@@ -62,27 +59,32 @@ class Command(BaseCommand):
 
     def _import(self, parsed, *, file: Path, verbose: bool) -> tuple[dict[str, int], list[str]]:
         """Validate and upsert the rows batch by batch; CommandError (the caller's transaction rolls back) if any
-        row is bad or there is none.
-
-        The file is read and validated in a second thread, one batch ahead of the writes: it runs while this thread
-        waits for the database (psycopg releases the GIL then), which took a third of the import's time."""
+        row is bad or there is none."""
         counts = {"created": 0, "updated": 0, "unchanged": 0}
         problems: dict[int, dict[str, str]] = {}  # line → field → reason; "" for a row that is not one
+        first_seen: dict[str, int] = {}
         lines, records_seen = [], 0
-        reader = _BatchReader(parsed.rows, problems)
-        try:
-            for valid in reader:
-                records_seen += len(valid)
-                if problems or not valid:
-                    continue  # nothing more is written: the rest is only validated
-                results = server_upsert_many([record for _, record in valid], source=f"csv:{file.name}",
-                                             copy_new=True)  # fmt: skip
-                for result in results:
-                    counts[result.action] += 1
-                    if verbose:
-                        lines.append(f"  {result.fqdn}: {result.action} {', '.join(result.changed)}".rstrip())
-        finally:
-            reader.close()
+        rows = iter(parsed.rows)
+        while batch := list(islice(rows, BATCH)):
+            broken = {line: item["__error__"] for line, item in batch if "__error__" in item}
+            for line, reason in broken.items():
+                problems[line] = {"": reason}
+            valid, found = records_from_items(
+                ((line, item) for line, item in batch if line not in broken),
+                where=lambda line: f"on line {line}",
+                typed=False,
+                first_seen=first_seen,
+            )
+            for line, reasons in found.items():
+                problems.setdefault(line, {}).update(reasons)
+            records_seen += len(valid)
+            if problems or not valid:
+                continue  # nothing more is written: the rest is only validated
+            results = server_upsert_many([record for _, record in valid], source=f"csv:{file.name}", copy_new=True)
+            for result in results:
+                counts[result.action] += 1
+                if verbose:
+                    lines.append(f"  {result.fqdn}: {result.action} {', '.join(result.changed)}".rstrip())
         if problems:
             for line in sorted(problems):
                 reasons = problems[line]
@@ -94,67 +96,3 @@ class Command(BaseCommand):
         for warning in parsed.warnings:
             self.stderr.write(f"warning: {warning}")
         return counts, lines
-
-
-class _BatchReader:
-    """The valid records of each batch of BATCH rows, read and validated in a thread of their own, at most AHEAD
-    batches ahead of the consumer; the errors go into `problems` (written by that thread only) before the batch
-    they belong to is handed over. An error reading the file is raised in the consumer."""
-
-    AHEAD = 1
-
-    def __init__(self, rows, problems: dict[int, dict[str, str]]) -> None:
-        self._rows, self._problems = rows, problems
-        self._queue: queue.Queue = queue.Queue(maxsize=self.AHEAD)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="servers_import reader", daemon=True)
-        self._thread.start()
-
-    def __iter__(self):
-        while True:
-            kind, value = self._queue.get()
-            if kind == "batch":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():  # unblock a put waiting for room
-            with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.05)
-        self._thread.join()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        first_seen: dict[str, int] = {}
-        rows = iter(self._rows)
-        try:
-            while batch := list(islice(rows, BATCH)):
-                broken = {line: item["__error__"] for line, item in batch if "__error__" in item}
-                for line, reason in broken.items():
-                    self._problems[line] = {"": reason}
-                valid, found = records_from_items(
-                    ((line, item) for line, item in batch if line not in broken),
-                    where=lambda line: f"on line {line}",
-                    typed=False,
-                    first_seen=first_seen,
-                )
-                for line, reasons in found.items():
-                    self._problems.setdefault(line, {}).update(reasons)
-                if not self._put(("batch", valid)):
-                    return
-        except Exception as error:  # handed to the consumer, which raises it
-            self._put(("error", error))
-            return
-        self._put(("end", None))
