@@ -91,6 +91,7 @@ def server_upsert_many(
     one created meanwhile by another writer then fails the attempt, which is run again (rolled back to its savepoint).
     """
     last_error: Exception | None = None
+    upsert = functools.partial(_servers_upsert, copy_new=True) if copy_new else _servers_upsert
     for _ in range(ATTEMPTS):
         try:
             seen = _Seen.read(records)
@@ -98,7 +99,7 @@ def server_upsert_many(
                 return [UpsertResult(index, r.fqdn, "unchanged", [], seen.rows[r.fqdn]["id"])
                         for index, r in enumerate(records)]  # fmt: skip
             with transaction.atomic():
-                results = _servers_upsert(records, seen, source=source, copy_new=copy_new)
+                results = upsert(records, seen, source=source)
                 if dry_run:
                     transaction.set_rollback(True)
             return results
