@@ -88,7 +88,8 @@ def rows_insert_copied(model: type[models.Model], columns: Sequence[str], rows: 
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, len(rows)]
         )
         ids = [pk_value for (pk_value,) in cursor.fetchall()]
-        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        # Django's IntegrityError (a unique violation: the sync is run again), as execute() raises it.
+        with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for pk_value, row in zip(ids, rows, strict=True):
                 copy.write_row((pk_value, *row))
     return {row[position]: pk_value for pk_value, row in zip(ids, rows, strict=True)}
