@@ -132,6 +132,7 @@ class _Seen:
     organisations: dict[str, Organisation]  # the ones that exist, by name
     sites: dict[tuple[str, str], Site]  # the ones that exist, by (organisation name, site name)
     differ: set[str]  # FQDNs of stored servers whose record states something else
+    wanted_sites: dict[tuple[str, str], bool | None]  # _sites_wanted of the records, computed once
 
     @classmethod
     def read(cls, records: list[ServerRecord]) -> _Seen:
@@ -143,8 +144,9 @@ class _Seen:
         names = {_organisation_name(r, rows.get(r.fqdn), org_names) for r in records}
         organisations = {org.name: org for org in Organisation.objects.filter(name__any=names)}
         org_names |= {org.pk: name for name, org in organisations.items()}
-        sites = _sites_read(_sites_wanted(records, rows, org_names), organisations, org_names)
-        seen = cls(rows, tags, memberships, org_names, organisations, sites, set())
+        wanted_sites = _sites_wanted(records, rows, org_names)
+        sites = _sites_read(wanted_sites, organisations, org_names)
+        seen = cls(rows, tags, memberships, org_names, organisations, sites, set(), wanted_sites)
         for record in records:
             row = rows.get(record.fqdn)
             if row is not None and seen.differs(row, record):
@@ -157,7 +159,7 @@ class _Seen:
                 return True
         except KeyError:  # an organisation or a site that does not exist yet
             return True
-        if "tags" in record.provided and record.get("tags") != self.tags.get(row["id"], []):
+        if "tags" in record.provided and record.values.get("tags") != self.tags.get(row["id"], []):
             return True
         return "cluster" in record.provided and _cluster_differs(self.memberships.get(row["id"]), record)
 
@@ -166,7 +168,7 @@ class _Seen:
         whose Internet-facing flag changes. Otherwise the sync takes no transaction at all."""
         if self.differ or len(self.rows) < len(records):
             return True
-        wanted = _sites_wanted(records, self.rows, self.org_names)
+        wanted = self.wanted_sites
         return any(key not in self.sites or (flag is not None and self.sites[key].is_internet_facing != flag)
                    for key, flag in wanted.items())  # fmt: skip
 
@@ -181,7 +183,7 @@ def _servers_upsert(
     # stored servers by primary key, the feed), so concurrent syncs wait for each other but never deadlock.
     organisations = _organisations_ensure(records, stored, org_names)
     org_names |= {org.pk: name for name, org in organisations.items()}
-    sites = _sites_ensure(records, stored, organisations, org_names)
+    sites = _sites_ensure(records, stored, organisations, org_names, wanted=seen.wanted_sites)
     new = [record for record in records if record.fqdn not in stored]
     maybe = [record for record in records if record.fqdn in seen.differ]
     tag_ids = _tags_ensure([*new, *maybe])
@@ -209,7 +211,7 @@ def _servers_upsert(
             membership = fresh_memberships.get(row["id"])
             changes = _changes(row, record, organisations, sites, org_names)
             changed = sorted({PUBLIC_NAMES.get(name, name) for name in changes})
-            if "tags" in record.provided and record.get("tags") != server_tags:
+            if "tags" in record.provided and record.values.get("tags") != server_tags:
                 changed.append("tags")
             if "cluster" in record.provided and _cluster_differs(membership, record):
                 changed.append("cluster")
@@ -221,7 +223,7 @@ def _servers_upsert(
             results.append(UpsertResult(index, record.fqdn, "unchanged", [], stored[record.fqdn]["id"]))
             continue
         if "tags" in record.provided and (action == "created" or "tags" in changed):
-            server_tags = record.get("tags")
+            server_tags = record.values.get("tags")
             tag_writes.append((row["id"], [tag_ids[name] for name in server_tags]))
         if "cluster" in record.provided and (action == "created" or "cluster" in changed):
             membership = _membership_wanted(record)
@@ -400,8 +402,8 @@ def _public_values(row: dict, tags: list[str], membership, org_names: dict[int, 
 
 
 def _organisation_name(record: ServerRecord, row: dict | None, org_names: dict[int, str]) -> str:
-    if record.get("organisation"):
-        return str(record.get("organisation"))
+    if record.values.get("organisation"):
+        return str(record.values.get("organisation"))
     if row is not None and row["organisation_id"]:
         return org_names[row["organisation_id"]]
     return record.fqdn.split(".", 1)[1] if "." in record.fqdn else record.fqdn
@@ -423,9 +425,11 @@ def _sites_wanted(records: list[ServerRecord], stored: dict[str, dict], org_name
     """{(organisation name, site name): Internet-facing flag stated, or None} of the sites the records name."""
     wanted: dict[tuple[str, str], bool | None] = {}
     for record in records:
-        if record.get("site"):
-            key = (_organisation_name(record, stored.get(record.fqdn), org_names), str(record.get("site")))
-            flag = record.get("site_is_internet_facing") if "site_is_internet_facing" in record.provided else None
+        if record.values.get("site"):
+            key = (_organisation_name(record, stored.get(record.fqdn), org_names), str(record.values.get("site")))
+            flag = (
+                record.values.get("site_is_internet_facing") if "site_is_internet_facing" in record.provided else None
+            )
             wanted[key] = flag if flag is not None else wanted.get(key)
     return wanted
 
@@ -441,10 +445,11 @@ def _sites_read(wanted, organisations: dict[str, Organisation], org_names: dict[
 
 def _sites_ensure(
     records: list[ServerRecord], stored: dict[str, dict], organisations: dict[str, Organisation],
-    org_names: dict[int, str],
+    org_names: dict[int, str], wanted: dict[tuple[str, str], bool | None] | None = None,
 ) -> dict[tuple[str, str], Site]:  # fmt: skip
-    """Sites by (organisation name, site name), created where missing; Internet-facing flags stated are set."""
-    wanted = _sites_wanted(records, stored, org_names)
+    """Sites by (organisation name, site name), created where missing; Internet-facing flags stated are set.
+    `wanted`: _sites_wanted of the same arguments, when the caller has it."""
+    wanted = _sites_wanted(records, stored, org_names) if wanted is None else wanted
     if not wanted:
         return {}
     found = _sites_read(wanted, organisations, org_names)
@@ -468,7 +473,7 @@ def _sites_ensure(
 
 
 def _tags_ensure(records: list[ServerRecord]) -> dict[str, int]:
-    names = sorted({name for record in records if "tags" in record.provided for name in record.get("tags")})
+    names = sorted({name for record in records if "tags" in record.provided for name in record.values.get("tags")})
     if not names:
         return {}
     Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
@@ -476,8 +481,8 @@ def _tags_ensure(records: list[ServerRecord]) -> dict[str, int]:
 
 
 def _membership_wanted(record: ServerRecord) -> tuple[str, str, bool] | None:
-    name = record.get("cluster") or ""
-    return (name, record.get("cluster_kind"), record.get("cluster_role") == "active") if name else None
+    name = record.values.get("cluster") or ""
+    return (name, record.values.get("cluster_kind"), record.values.get("cluster_role") == "active") if name else None
 
 
 def _cluster_differs(membership: tuple | None, record: ServerRecord) -> bool:
@@ -495,16 +500,16 @@ def _clusters_ensure(
     wanted = {}
     for record in records:
         row = stored.get(record.fqdn)
-        if "cluster" in record.provided and record.get("cluster"):
+        if "cluster" in record.provided and record.values.get("cluster"):
             organisation = organisations.get(_organisation_name(record, row, org_names))
             if organisation is None:  # a stored server whose organisation moved meanwhile: the locked pass has it
                 continue
-            wanted[(organisation.pk, record.get("cluster"))] = record.get("cluster_kind")
-        if record.get("is_clustered_mailbox_server") and record.get("cluster_kind"):
+            wanted[(organisation.pk, record.values.get("cluster"))] = record.values.get("cluster_kind")
+        if record.values.get("is_clustered_mailbox_server") and record.values.get("cluster_kind"):
             organisation = organisations.get(_organisation_name(record, row, org_names))
             if organisation is not None:
-                name = record.get("name") or (row["name"] if row else "") or record.fqdn.split(".")[0]
-                wanted[(organisation.pk, str(name).upper())] = record.get("cluster_kind")
+                name = record.values.get("name") or (row["name"] if row else "") or record.fqdn.split(".")[0]
+                wanted[(organisation.pk, str(name).upper())] = record.values.get("cluster_kind")
     if not wanted:
         return {}
 
