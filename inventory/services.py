@@ -290,7 +290,8 @@ def _organisation_names_missing(rows, org_names: dict[int, str]) -> dict[int, st
 def _servers_insert(
     records, organisations, sites, org_names, *, source: str, now, copy: bool = False
 ) -> dict[str, dict]:
-    """Insert the new servers (ON CONFLICT DO NOTHING, in FQDN order): {fqdn: row} of those this call created."""
+    """Insert the new servers (ON CONFLICT DO NOTHING, in FQDN order; `copy`: COPYed, a conflict fails the attempt):
+    {fqdn: row (every column)} of those this call created."""
     if not records:
         return {}
     fields = [column for column in Server._meta.concrete_fields if not column.primary_key]
