@@ -69,6 +69,32 @@ def rows_insert_new(model: type[models.Model], columns: Sequence[str], rows: Seq
         return found
 
 
+def rows_insert_copied(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], *, key: str) -> dict:
+    """rows_insert_new for rows that should not exist yet: {key value: primary key} of every row. On PostgreSQL a
+    row whose key exists, or is being inserted by another writer, fails the statement (IntegrityError, unique
+    violation: a sync runs again) instead of being skipped.
+
+    The primary keys are drawn from the table's sequence in one query and the rows COPYed straight into the table,
+    without the temporary table and INSERT … SELECT … ON CONFLICT of rows_insert_new. Elsewhere: rows_insert_new.
+    """
+    if not rows or connection.vendor != "postgresql":
+        return rows_insert_new(model, columns, rows, key=key)
+    table = model._meta.db_table
+    pk = model._meta.pk.column
+    names = ", ".join(connection.ops.quote_name(column) for column in (pk, *columns))
+    position = list(columns).index(key)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, len(rows)]
+        )
+        ids = [pk_value for (pk_value,) in cursor.fetchall()]
+        # Django's IntegrityError (a unique violation: the sync is run again), as execute() raises it.
+        with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for pk_value, row in zip(ids, rows, strict=True):
+                copy.write_row((pk_value, *row))
+    return {row[position]: pk_value for pk_value, row in zip(ids, rows, strict=True)}
+
+
 def rows_update(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple]) -> None:
     """Set `columns` (and only those) of the rows whose primary key is each row's first value."""
     if not rows:

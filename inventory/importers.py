@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from inventory.records import FIELDS, PREREQUISITE_FACTS
+from inventory.records import FIELD_SET, FIELDS, PREREQUISITE_FACTS
 from kb.engine.builds import InvalidBuildError, parse_reported_build
 
 # The Get-ExchangeServer columns read, lower-cased. One set, so that reading another column means adding it here and
@@ -270,7 +270,7 @@ def _cluster_columns(cells: dict[str, str]) -> dict[str, object]:
 
 def _plain_item(cells: dict[str, str], *, skip: set[str]) -> dict[str, object]:
     item: dict[str, object] = {
-        key: value for key, value in cells.items() if value and key in FIELDS and key not in skip
+        key: value for key, value in cells.items() if value and key in FIELD_SET and key not in skip
     }
     prerequisites = {fact: cells[fact] for fact in PREREQUISITE_FACTS if cells.get(fact)}
     if prerequisites:

@@ -12,7 +12,7 @@ from datetime import date
 from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
-from inventory.bulk import rows_insert, rows_insert_new, rows_update
+from inventory.bulk import rows_insert, rows_insert_copied, rows_insert_new, rows_update
 from inventory.changes import changes_record
 from inventory.models import (
     Cluster,
@@ -73,7 +73,9 @@ class _Collided(Exception):
     """A server read at the start was deleted before it could be locked: run the sync again."""
 
 
-def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: bool = False) -> list[UpsertResult]:
+def server_upsert_many(
+    records: list[ServerRecord], *, source: str, dry_run: bool = False, copy_new: bool = False
+) -> list[UpsertResult]:
     """Upsert servers by FQDN (case-insensitive); the writes are one transaction; a dry run rolls everything back.
 
     Fields a record does not state are left as stored, and a server is written only where its values change, and
@@ -84,8 +86,12 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
     again and writes the columns that still differ, and the change feed from those locked rows, so it records what
     is stored. An attempt that collides with another writer is rolled back and run again; after ATTEMPTS,
     UpsertConflict.
+
+    `copy_new` (servers_import): new servers are COPYed into the table rather than inserted ON CONFLICT DO NOTHING;
+    one created meanwhile by another writer then fails the attempt, which is run again (rolled back to its savepoint).
     """
     last_error: Exception | None = None
+    upsert = functools.partial(_servers_upsert, copy_new=True) if copy_new else _servers_upsert
     for _ in range(ATTEMPTS):
         try:
             seen = _Seen.read(records)
@@ -93,7 +99,7 @@ def server_upsert_many(records: list[ServerRecord], *, source: str, dry_run: boo
                 return [UpsertResult(index, r.fqdn, "unchanged", [], seen.rows[r.fqdn]["id"])
                         for index, r in enumerate(records)]  # fmt: skip
             with transaction.atomic():
-                results = _servers_upsert(records, seen, source=source)
+                results = upsert(records, seen, source=source)
                 if dry_run:
                     transaction.set_rollback(True)
             return results
@@ -126,6 +132,7 @@ class _Seen:
     organisations: dict[str, Organisation]  # the ones that exist, by name
     sites: dict[tuple[str, str], Site]  # the ones that exist, by (organisation name, site name)
     differ: set[str]  # FQDNs of stored servers whose record states something else
+    wanted_sites: dict[tuple[str, str], bool | None]  # _sites_wanted of the records, computed once
 
     @classmethod
     def read(cls, records: list[ServerRecord]) -> _Seen:
@@ -137,8 +144,9 @@ class _Seen:
         names = {_organisation_name(r, rows.get(r.fqdn), org_names) for r in records}
         organisations = {org.name: org for org in Organisation.objects.filter(name__any=names)}
         org_names |= {org.pk: name for name, org in organisations.items()}
-        sites = _sites_read(_sites_wanted(records, rows, org_names), organisations, org_names)
-        seen = cls(rows, tags, memberships, org_names, organisations, sites, set())
+        wanted_sites = _sites_wanted(records, rows, org_names)
+        sites = _sites_read(wanted_sites, organisations, org_names)
+        seen = cls(rows, tags, memberships, org_names, organisations, sites, set(), wanted_sites)
         for record in records:
             row = rows.get(record.fqdn)
             if row is not None and seen.differs(row, record):
@@ -151,7 +159,7 @@ class _Seen:
                 return True
         except KeyError:  # an organisation or a site that does not exist yet
             return True
-        if "tags" in record.provided and record.get("tags") != self.tags.get(row["id"], []):
+        if "tags" in record.provided and record.values.get("tags") != self.tags.get(row["id"], []):
             return True
         return "cluster" in record.provided and _cluster_differs(self.memberships.get(row["id"]), record)
 
@@ -160,12 +168,14 @@ class _Seen:
         whose Internet-facing flag changes. Otherwise the sync takes no transaction at all."""
         if self.differ or len(self.rows) < len(records):
             return True
-        wanted = _sites_wanted(records, self.rows, self.org_names)
+        wanted = self.wanted_sites
         return any(key not in self.sites or (flag is not None and self.sites[key].is_internet_facing != flag)
                    for key, flag in wanted.items())  # fmt: skip
 
 
-def _servers_upsert(records: list[ServerRecord], seen: _Seen, *, source: str) -> list[UpsertResult]:
+def _servers_upsert(
+    records: list[ServerRecord], seen: _Seen, *, source: str, copy_new: bool = False
+) -> list[UpsertResult]:
     now = timezone.now()
     stored, org_names = seen.rows, dict(seen.org_names)
     # The rows servers refer to, each kind created with ON CONFLICT DO NOTHING in key order, before any server is
@@ -173,13 +183,13 @@ def _servers_upsert(records: list[ServerRecord], seen: _Seen, *, source: str) ->
     # stored servers by primary key, the feed), so concurrent syncs wait for each other but never deadlock.
     organisations = _organisations_ensure(records, stored, org_names)
     org_names |= {org.pk: name for name, org in organisations.items()}
-    sites = _sites_ensure(records, stored, organisations, org_names)
+    sites = _sites_ensure(records, stored, organisations, org_names, wanted=seen.wanted_sites)
     new = [record for record in records if record.fqdn not in stored]
     maybe = [record for record in records if record.fqdn in seen.differ]
     tag_ids = _tags_ensure([*new, *maybe])
     clusters = _clusters_ensure([*new, *maybe], stored, organisations, org_names)
     # New servers; those another writer created meanwhile are compared as stored ones below.
-    created = _servers_insert(new, organisations, sites, org_names, source=source, now=now)
+    created = _servers_insert(new, organisations, sites, org_names, source=source, now=now, copy=copy_new)
     # Lock and read again the servers that may change: the comparison above may be stale.
     locked = _server_rows([r.fqdn for r in [*maybe, *new] if r.fqdn not in created], lock=True)
     if len(locked) < len(maybe) + len(new) - len(created):
@@ -201,7 +211,7 @@ def _servers_upsert(records: list[ServerRecord], seen: _Seen, *, source: str) ->
             membership = fresh_memberships.get(row["id"])
             changes = _changes(row, record, organisations, sites, org_names)
             changed = sorted({PUBLIC_NAMES.get(name, name) for name in changes})
-            if "tags" in record.provided and record.get("tags") != server_tags:
+            if "tags" in record.provided and record.values.get("tags") != server_tags:
                 changed.append("tags")
             if "cluster" in record.provided and _cluster_differs(membership, record):
                 changed.append("cluster")
@@ -213,7 +223,7 @@ def _servers_upsert(records: list[ServerRecord], seen: _Seen, *, source: str) ->
             results.append(UpsertResult(index, record.fqdn, "unchanged", [], stored[record.fqdn]["id"]))
             continue
         if "tags" in record.provided and (action == "created" or "tags" in changed):
-            server_tags = record.get("tags")
+            server_tags = record.values.get("tags")
             tag_writes.append((row["id"], [tag_ids[name] for name in server_tags]))
         if "cluster" in record.provided and (action == "created" or "cluster" in changed):
             membership = _membership_wanted(record)
@@ -277,8 +287,11 @@ def _organisation_names_missing(rows, org_names: dict[int, str]) -> dict[int, st
     return dict(Organisation.objects.filter(pk__in=missing).values_list("pk", "name")) if missing else {}
 
 
-def _servers_insert(records, organisations, sites, org_names, *, source: str, now) -> dict[str, dict]:
-    """Insert the new servers (ON CONFLICT DO NOTHING, in FQDN order): {fqdn: row} of those this call created."""
+def _servers_insert(
+    records, organisations, sites, org_names, *, source: str, now, copy: bool = False
+) -> dict[str, dict]:
+    """Insert the new servers (ON CONFLICT DO NOTHING, in FQDN order; `copy`: COPYed, a conflict fails the attempt):
+    {fqdn: row (every column)} of those this call created."""
     if not records:
         return {}
     fields = [column for column in Server._meta.concrete_fields if not column.primary_key]
@@ -293,9 +306,11 @@ def _servers_insert(records, organisations, sites, org_names, *, source: str, no
         server |= _changes(server, record, organisations, sites, org_names)
         servers[record.fqdn] = server
         rows.append(_db_row(server, names))
-    ids = rows_insert_new(Server, [column.column for column in fields], rows, key="fqdn")
-    return {fqdn: {name: servers[fqdn][name] for name in STORED_FIELDS if name != "id"} | {"id": pk}
-            for fqdn, pk in ids.items()}  # fmt: skip
+    insert = rows_insert_copied if copy else rows_insert_new
+    ids = insert(Server, [column.column for column in fields], rows, key="fqdn")
+    for fqdn, pk in ids.items():
+        servers[fqdn]["id"] = pk  # every column, a superset of STORED_FIELDS
+    return {fqdn: servers[fqdn] for fqdn in ids}
 
 
 def _db_row(values: dict, names) -> tuple:
@@ -313,7 +328,7 @@ def _row_maker(names: tuple[str, ...]):
     for name in names:
         column = by_name[name]
         if isinstance(column, models.JSONField):
-            convert.append(json.dumps)
+            convert.append(_json_text)
         elif isinstance(column, models.DateTimeField) and connection.vendor != "postgresql":
             convert.append(adapt)
         else:
@@ -334,6 +349,10 @@ def _row_maker(names: tuple[str, ...]):
         return tuple(values)
 
     return make
+
+
+def _json_text(value: object) -> str:
+    return "{}" if value == {} else json.dumps(value)  # most servers state no prerequisites
 
 
 def _changes(row: dict, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> dict[str, object]:
@@ -384,8 +403,8 @@ def _public_values(row: dict, tags: list[str], membership, org_names: dict[int, 
 
 
 def _organisation_name(record: ServerRecord, row: dict | None, org_names: dict[int, str]) -> str:
-    if record.get("organisation"):
-        return str(record.get("organisation"))
+    if record.values.get("organisation"):
+        return str(record.values.get("organisation"))
     if row is not None and row["organisation_id"]:
         return org_names[row["organisation_id"]]
     return record.fqdn.split(".", 1)[1] if "." in record.fqdn else record.fqdn
@@ -407,9 +426,11 @@ def _sites_wanted(records: list[ServerRecord], stored: dict[str, dict], org_name
     """{(organisation name, site name): Internet-facing flag stated, or None} of the sites the records name."""
     wanted: dict[tuple[str, str], bool | None] = {}
     for record in records:
-        if record.get("site"):
-            key = (_organisation_name(record, stored.get(record.fqdn), org_names), str(record.get("site")))
-            flag = record.get("site_is_internet_facing") if "site_is_internet_facing" in record.provided else None
+        if record.values.get("site"):
+            key = (_organisation_name(record, stored.get(record.fqdn), org_names), str(record.values.get("site")))
+            flag = (
+                record.values.get("site_is_internet_facing") if "site_is_internet_facing" in record.provided else None
+            )
             wanted[key] = flag if flag is not None else wanted.get(key)
     return wanted
 
@@ -425,10 +446,11 @@ def _sites_read(wanted, organisations: dict[str, Organisation], org_names: dict[
 
 def _sites_ensure(
     records: list[ServerRecord], stored: dict[str, dict], organisations: dict[str, Organisation],
-    org_names: dict[int, str],
+    org_names: dict[int, str], wanted: dict[tuple[str, str], bool | None] | None = None,
 ) -> dict[tuple[str, str], Site]:  # fmt: skip
-    """Sites by (organisation name, site name), created where missing; Internet-facing flags stated are set."""
-    wanted = _sites_wanted(records, stored, org_names)
+    """Sites by (organisation name, site name), created where missing; Internet-facing flags stated are set.
+    `wanted`: _sites_wanted of the same arguments, when the caller has it."""
+    wanted = _sites_wanted(records, stored, org_names) if wanted is None else wanted
     if not wanted:
         return {}
     found = _sites_read(wanted, organisations, org_names)
@@ -452,7 +474,7 @@ def _sites_ensure(
 
 
 def _tags_ensure(records: list[ServerRecord]) -> dict[str, int]:
-    names = sorted({name for record in records if "tags" in record.provided for name in record.get("tags")})
+    names = sorted({name for record in records if "tags" in record.provided for name in record.values.get("tags")})
     if not names:
         return {}
     Tag.objects.bulk_create([Tag(name=name) for name in names], ignore_conflicts=True)
@@ -460,8 +482,8 @@ def _tags_ensure(records: list[ServerRecord]) -> dict[str, int]:
 
 
 def _membership_wanted(record: ServerRecord) -> tuple[str, str, bool] | None:
-    name = record.get("cluster") or ""
-    return (name, record.get("cluster_kind"), record.get("cluster_role") == "active") if name else None
+    name = record.values.get("cluster") or ""
+    return (name, record.values.get("cluster_kind"), record.values.get("cluster_role") == "active") if name else None
 
 
 def _cluster_differs(membership: tuple | None, record: ServerRecord) -> bool:
@@ -479,16 +501,16 @@ def _clusters_ensure(
     wanted = {}
     for record in records:
         row = stored.get(record.fqdn)
-        if "cluster" in record.provided and record.get("cluster"):
+        if "cluster" in record.provided and record.values.get("cluster"):
             organisation = organisations.get(_organisation_name(record, row, org_names))
             if organisation is None:  # a stored server whose organisation moved meanwhile: the locked pass has it
                 continue
-            wanted[(organisation.pk, record.get("cluster"))] = record.get("cluster_kind")
-        if record.get("is_clustered_mailbox_server") and record.get("cluster_kind"):
+            wanted[(organisation.pk, record.values.get("cluster"))] = record.values.get("cluster_kind")
+        if record.values.get("is_clustered_mailbox_server") and record.values.get("cluster_kind"):
             organisation = organisations.get(_organisation_name(record, row, org_names))
             if organisation is not None:
-                name = record.get("name") or (row["name"] if row else "") or record.fqdn.split(".")[0]
-                wanted[(organisation.pk, str(name).upper())] = record.get("cluster_kind")
+                name = record.values.get("name") or (row["name"] if row else "") or record.fqdn.split(".")[0]
+                wanted[(organisation.pk, str(name).upper())] = record.values.get("cluster_kind")
     if not wanted:
         return {}
 

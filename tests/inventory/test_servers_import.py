@@ -753,3 +753,34 @@ def test_the_import_restores_the_garbage_collector_settings(tmp_path):
 
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.django_db
+def test_a_server_created_by_another_writer_after_the_read_is_not_created_twice(tmp_path, small_batches, monkeypatch):
+    """New servers are COPYed into the table on PostgreSQL: one that another writer created after the import read
+    what is stored fails the batch, which is run again from its savepoint and finds it (on SQLite it is skipped and
+    reported as created: SQLite's path finds the rows by key after inserting). Either way the import succeeds and
+    the server is there once."""
+    from django.db import connection
+
+    from inventory import services
+
+    path = write(tmp_path, "raced.csv", BATCHED_CSV)
+    run(write(tmp_path, "one.csv", "fqdn,site,roles,build\nex03.contoso.example,Paris,Mailbox,15.02.1544.009\n"))
+    real, hidden = services._server_rows, []
+
+    def stale_read(fqdns, *, lock=False):
+        rows = real(fqdns, lock=lock)
+        if not lock and "ex03.contoso.example" in rows and not hidden:
+            hidden.append(rows.pop("ex03.contoso.example"))  # as if read before the other writer committed
+        return rows
+
+    monkeypatch.setattr(services, "_server_rows", stale_read)
+
+    out, _ = run(path)
+
+    assert hidden, "the stale read did not happen"
+    if connection.vendor == "postgresql":
+        assert out == "6 created, 0 updated, 1 unchanged\n"  # found when the batch ran again
+    assert Server.objects.count() == 7
+    assert Server.objects.filter(fqdn="ex03.contoso.example").count() == 1

@@ -80,7 +80,7 @@ class Command(BaseCommand):
             records_seen += len(valid)
             if problems or not valid:
                 continue  # nothing more is written: the rest is only validated
-            results = server_upsert_many([record for _, record in valid], source=f"csv:{file.name}")
+            results = server_upsert_many([record for _, record in valid], source=f"csv:{file.name}", copy_new=True)
             for result in results:
                 counts[result.action] += 1
                 if verbose:
