@@ -8,7 +8,7 @@ import io
 import json
 from collections.abc import Iterable
 
-from kb.engine.coexistence import CoexistenceReport
+from kb.engine.coexistence import Blocker, CoexistenceReport
 from kb.engine.estate import Rollout
 from kb.engine.planning import GroupPlan, Plan, Step
 
@@ -141,24 +141,35 @@ def render_coexistence(report: CoexistenceReport, fmt: str) -> str:
         lines.append(f"nothing blocks {subject}")
     else:
         lines.append(f"{len(report.blockers)} blocker(s) for {subject}:")
-    shown: set[tuple[str, str]] = set()
-    for blocker in report.blockers:
+    for blocker, shown_before in blockers_with_plans(report):
         where = blocker.fqdn or f"site {blocker.site}"
         context = f"{blocker.organisation}, {blocker.site or 'no site'}" if blocker.fqdn else blocker.organisation
         lines.append(f"- [{blocker.kind}, {blocker.scope}] {where} ({context}): {blocker.reason} [{blocker.rule}]")
-        cluster = blocker.plan.cluster if blocker.plan else None
-        if cluster and (blocker.organisation, cluster["name"]) in shown:
+        if shown_before:
+            cluster = blocker.plan.cluster
             lines.append(
                 f"    cleared by the {cluster['kind']} {cluster['name']} plan above (plan --cluster {cluster['name']})"
             )
         elif blocker.plan:
             lines += ["    " + line for line in render_plan(blocker.plan, "text").splitlines()]
-            if cluster:
-                shown.add((blocker.organisation, cluster["name"]))
     if report.requirements:
         lines.append("requirements for the new servers:")
         lines += [f"- {requirement}" for requirement in report.requirements]
     return "\n".join(lines)
+
+
+def blockers_with_plans(report: CoexistenceReport) -> list[tuple[Blocker, bool]]:
+    """Each blocker with whether its plan was shown before: one cluster plan clears the blockers of all its members,
+    so it is shown with the first of them and named with the others."""
+    shown: set[tuple[str, str]] = set()
+    pairs = []
+    for blocker in report.blockers:
+        cluster = blocker.plan.cluster if blocker.plan else None
+        key = (blocker.organisation, cluster["name"]) if cluster else None
+        pairs.append((blocker, key in shown))
+        if key:
+            shown.add(key)
+    return pairs
 
 
 def level_text(info) -> str:

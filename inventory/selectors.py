@@ -125,25 +125,12 @@ def waivers_active(*, target_kind: str, now=None) -> dict[str, list[Waiver]]:
     return by_kb
 
 
-def waiver_for(
-    waivers: dict[str, list[Waiver]], *, server_id: int, site_id: int | None, kbs: Iterable[str]
-) -> Waiver | None:
-    """The first active waiver covering this server (itself, its site, or everyone) for one of the KBs: a walk over
-    every waiver of each KB, fine for one server; a scan uses WaiverIndex."""
-    for kb in kbs:
-        for waiver in waivers.get(kb, ()):
-            if waiver.server_id is None and waiver.site_id is None:
-                return waiver
-            if waiver.server_id == server_id or (waiver.site_id and waiver.site_id == site_id):
-                return waiver
-    return None
-
-
 class WaiverIndex:
     """Active waivers of one kind by KB, then by scope (every server, a server, a site): the waiver covering a server
     is found with three dictionary look-ups per KB it misses, whatever the number of waivers, so a scan costs
     O(waivers + servers), not O(waivers times servers). Answers as `waiver_for` over the same waivers: for the first KB
-    (in the order given) that any covering waiver names, the covering waiver created first."""
+    (in the order given) that any covering waiver names, the covering waiver created first (the scope does not rank
+    them: a waiver for everyone older than a server's own one wins)."""
 
     def __init__(self, by_kb: dict[str, list[Waiver]]):
         self._by_kb: dict[str, tuple[Waiver | None, dict[int, Waiver], dict[int, Waiver]]] = {}
@@ -280,7 +267,7 @@ def fix_status(kb: str, *, as_of=None) -> FixStatus | None:
         for update in Update.objects.filter(fixes=fix).select_related("product", "level")
     ]
     catalog, on = catalog_get(), as_of or today()
-    waivers = waivers_active(target_kind="fix")
+    waivers = WaiverIndex(waivers_active(target_kind="fix"))
     cache: dict[ServerFacts, bool | str | None] = {}
     products = {carrier.product for carrier in carriers}
     status = FixStatus(kb, fix.title, [c.title for c in carriers], [], [], [], 0, 0)
@@ -299,7 +286,7 @@ def fix_status(kb: str, *, as_of=None) -> FixStatus | None:
             status.not_applicable += 1
         elif present:
             status.present += 1
-        elif waiver_for(waivers, server_id=row.id, site_id=row.site_id, kbs={kb}):
+        elif kb in waivers and waivers.covering(server_id=row.id, site_id=row.site_id, kbs=(kb,)):
             status.excepted.append(row.fqdn)
         elif present is None:
             status.unknown.append(row.fqdn)

@@ -16,7 +16,7 @@ from exchangepatch.access import PortalAccessMixin, portal_view
 from exchangepatch.forms import InvalidFilterAnswers400
 from exchangepatch.paging import InvalidPageError, KeysetPaginator
 from inventory.filters import ServerListFilter
-from inventory.formats import render_plan, render_rollout
+from inventory.formats import blockers_with_plans, render_plan, render_rollout
 from inventory.models import Organisation, Site
 from inventory.needs import EXCEPTED, LACKING, UNKNOWN, fix_need
 from inventory.planning import check_coexistence, plan_rollout, plan_server
@@ -198,7 +198,8 @@ def coexistence(request):
         errors.append(f"organisation: {organisation!r} is not an organisation in the inventory")
     if not errors:
         try:
-            context["report"] = check_coexistence(introduce or None, site=site, organisation=organisation)
+            context["report"] = report = check_coexistence(introduce or None, site=site, organisation=organisation)
+            context["blockers"] = blockers_with_plans(report)
         except PlanError as error:
             errors.append(str(error))
     context["errors"] = errors

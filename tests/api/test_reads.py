@@ -118,5 +118,9 @@ def test_summary_comes_from_the_aggregates_and_answers_304_to_its_etag(api, load
     assert again.json() == first.json() and again["ETag"] == tag
     assert (cached.status_code, cached.content) == (304, b"")
     assert other.status_code == 200
+    # a list of tags, and the strong form of the weak tag (If-None-Match compares weakly), both match
+    listed = api.get("/api/v1/compliance/summary/", HTTP_IF_NONE_MATCH=f'"other", {tag}')
+    strong = api.get("/api/v1/compliance/summary/", HTTP_IF_NONE_MATCH=tag.removeprefix("W/"))
+    assert (listed.status_code, strong.status_code) == (304, 304)
     call_command("scan", "--as-of", "2024-06-01", stdout=io.StringIO())  # a new scan: a new ETag
     assert api.get("/api/v1/compliance/summary/", HTTP_IF_NONE_MATCH=tag).status_code == 200

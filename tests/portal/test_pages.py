@@ -396,6 +396,8 @@ def test_rollout_page_and_its_exports_match_the_command(portal, demo):
     html = portal.get("/rollout/").content.decode()
     assert "Active Directory preparation for contoso.example" in html
     assert all(f'data-fqdn="{item.fqdn}"' in html for wave in page.context["rollout"].waves for item in wave.servers)
+    assert '<a href="/servers/?cluster=SCC-EX07">SCC-EX07</a>' in html  # a whole 2007 cluster: its members, no 404
+    assert portal.get("/servers/", {"cluster": "SCC-EX07"}).status_code == 200
     assert exported["Content-Disposition"] == 'attachment; filename="rollout-Perimeter.csv"'
 
 
@@ -424,6 +426,9 @@ def test_coexistence_page_lists_blockers_with_their_plans(portal, demo):
     assert all(b.plan is not None for b in report.blockers if b.kind == "level")
     assert f"{len(expected)} blockers for introducing Exchange Server 2013" in html
     assert all(escape(b["reason"]) in html for b in expected)
+    # one plan clears both CCR nodes: shown with the first, named with the second
+    assert html.count("(the CCR CCR-EX07 plan)") == 1
+    assert "Cleared by the CCR CCR-EX07 plan above" in html
 
 
 def test_coexistence_page_without_a_newcomer_checks_what_runs_today(portal, demo):
