@@ -47,8 +47,8 @@ class ServerFileError(ValueError):
 class ServerFile:
     """The rows of a server list as ServerRecord input, and how the file was read."""
 
-    # (line number, item); cells left empty are not stated. A list from read_server_file; from open_server_file an
-    # iterator that reads the file as it goes (warnings are added as rows are read).
+    # (line number, item); cells left empty are not stated. An iterator that reads the file as it goes (warnings
+    # are added as rows are read).
     rows: Iterable[tuple[int, dict[str, object]]]
     shape: str  # "Get-ExchangeServer export" or "plain CSV"
     encoding: str
@@ -62,61 +62,20 @@ class ServerFile:
         return f"{self.shape}, {self.encoding}, {delimiter}-separated"
 
 
-def decode_server_file(data: bytes, *, name: str) -> tuple[str, str]:
-    """(text, encoding name): from the byte-order mark (Windows PowerShell's `>` and Out-File write UTF-16 with one),
-    else UTF-16 recognised by its NUL bytes, else UTF-8, else the Windows ANSI code page (Export-Csv -Encoding
-    Default)."""
-    for bom, codec, label in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data[len(bom) :].decode(codec), label
-            except UnicodeDecodeError as error:
-                raise ServerFileError(
-                    f"{name}: starts with a {label} byte-order mark but is not {label} ({error})"
-                ) from None
-    sample = data[:4000]
-    if sample and sample.count(0) * 4 > len(sample):
-        codec = "utf-16-le" if sample[1::2].count(0) > sample[0::2].count(0) else "utf-16-be"
-        try:
-            return data.decode(codec), f"{codec.upper().replace('-LE', ' LE').replace('-BE', ' BE')} without BOM"
-        except UnicodeDecodeError:
-            raise ServerFileError(f"{name}: binary data, not a CSV file") from None
-    try:
-        return data.decode("utf-8"), "UTF-8"
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace"), "Windows-1252"
-
-
 # Workbooks people save instead of a CSV: .xlsx (a ZIP) and the older .xls (an OLE compound file).
 _WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
-
-
-def read_server_file(data: bytes, *, name: str) -> ServerFile:
-    if data.startswith(_WORKBOOK_MAGIC):
-        raise ServerFileError(f"{name}: a spreadsheet workbook, not a CSV file (an .xlsx? save it as CSV)")
-    text, encoding = decode_server_file(data, name=name)
-    # A stray control character (a NUL in one cell) is that cell's error, reported with its line and field; a file
-    # that is mostly control characters is not text at all.
-    controls = sum(1 for char in text[:4000] if ord(char) < 32 and char not in "\t\r\n")
-    if controls * 10 > len(text[:4000]):
-        raise ServerFileError(f"{name}: binary data, not a CSV file")
-    return parse_server_csv(text, name=name, encoding=encoding)
-
-
-def parse_server_csv(text: str, *, name: str, encoding: str = "text") -> ServerFile:
-    """Rows of a server list in either shape, whatever its delimiter and header case."""
-    parsed = parse_server_lines(iter(io.StringIO(text, newline="")), name=name, encoding=encoding)
-    parsed.rows = list(parsed.rows)
-    return parsed
 
 
 _READ_SIZE = 1 << 20
 
 
 def open_server_file(stream: BinaryIO, *, name: str) -> ServerFile:
-    """Like read_server_file, for a file opened in binary mode; its rows are read as they are iterated, so memory does
-    not grow with the file. The encoding is found as read_server_file does: one pass of the incremental decoder over
-    the file first (a file that is not valid UTF-8 is Windows-1252), then the rows from the start."""
+    """The server list in a file opened in binary mode; its rows are read as they are iterated, so memory does not
+    grow with the file. The encoding comes from the byte-order mark (Windows PowerShell's `>` and Out-File write
+    UTF-16 with one), else UTF-16 recognised by its NUL bytes, else UTF-8, else the Windows ANSI code page (Export-Csv
+    -Encoding Default): one pass of the incremental decoder over the file decides, then the rows are read from the
+    start. A stray control character (a NUL in one cell) is that cell's error, reported with its line and field; a
+    file that is mostly control characters is not text at all."""
     head = stream.read(16_384)
     if head.startswith(_WORKBOOK_MAGIC):
         raise ServerFileError(f"{name}: a spreadsheet workbook, not a CSV file (an .xlsx? save it as CSV)")
@@ -131,7 +90,7 @@ def open_server_file(stream: BinaryIO, *, name: str) -> ServerFile:
 
 
 def _stream_encoding(stream: BinaryIO, head: bytes, *, name: str) -> tuple[int, str, str, bool]:
-    """(bytes to skip, codec, label, whether the codec decodes the whole file): decode_server_file's rules."""
+    """(bytes to skip, codec, label, whether the codec decodes the whole file)."""
     for bom, codec, label in _BOMS:
         if head.startswith(bom):
             if not _decodes(stream, codec, len(bom)):
