@@ -88,14 +88,27 @@ def server_rows(queryset: QuerySet[Server] | None = None, *, shared: dict | None
 
 
 def server_facts_distinct(queryset: QuerySet[Server] | None = None) -> list[ServerFacts]:
-    """Every distinct set of facts among the servers, deduplicated by the database (one query)."""
+    """Every distinct set of facts among the servers, deduplicated by the database (one query, two with the ESU)."""
+    return list(set(server_facts_by_raw(queryset).values()))
+
+
+def server_facts_by_raw(queryset: QuerySet[Server] | None = None) -> dict[tuple, ServerFacts]:
+    """Every distinct raw key among the servers (the columns `server_rows` keys its shared facts by: FACTS_COLUMNS,
+    the prerequisites as text and the organisation's ESU date) and its facts. Raw keys that differ only in ways the
+    facts ignore (an empty role in the list, say) share one facts object."""
     queryset = Server.objects.all() if queryset is None else queryset
     # Distinct over the server's own columns and its organisation's id, then the organisation's ESU date by id: with
     # the join inside, PostgreSQL sorts every server to deduplicate (4 s at 1,000,000 servers); without it, it
     # hashes them (0.5 s).
     rows = queryset.order_by().values_list(*FACTS_COLUMNS, *FACTS_EXPRESSIONS[:-1], "organisation_id").distinct()
     esu = dict(Organisation.objects.values_list("pk", "esu_enrolled_until"))
-    return list({_facts((*raw[:-1], esu.get(raw[-1]))) for raw in rows})
+    shared: dict[ServerFacts, ServerFacts] = {}
+    by_raw = {}
+    for raw in rows:
+        key = (*raw[:-1], esu.get(raw[-1]))
+        facts = _facts(key)
+        by_raw[key] = shared.setdefault(facts, facts)
+    return by_raw
 
 
 def _facts(raw: tuple) -> ServerFacts:
@@ -150,6 +163,20 @@ class WaiverIndex:
 
     def __contains__(self, kb: str) -> bool:
         return kb in self._by_kb
+
+    def server_ids(self) -> set[int]:
+        return {server for _, servers, _ in self._by_kb.values() for server in servers}
+
+    def site_ids(self) -> set[int]:
+        return {site for _, _, sites in self._by_kb.values() for site in sites}
+
+    def everyone(self, kbs: Iterable[str]) -> Waiver | None:
+        """What `covering` answers for a server that no server- or site-scoped waiver names."""
+        for kb in kbs:
+            scopes = self._by_kb.get(kb)
+            if scopes is not None and scopes[0] is not None:
+                return scopes[0]
+        return None
 
     def covering(self, *, server_id: int, site_id: int | None, kbs: Iterable[str]) -> Waiver | None:
         for kb in kbs:
