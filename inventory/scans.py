@@ -18,7 +18,6 @@ import logging
 import os
 import socket
 import time as clock
-from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -326,9 +325,16 @@ class _Context:
             with cursor.cursor.copy(f"COPY {_FACTS_TABLE} FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(f"ANALYZE {_FACTS_TABLE}")
+            for table, ids in ((_WAIVED_SERVERS, self.waived_servers), (_WAIVED_SITES, self.waived_sites)):
+                cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
+                cursor.execute(f"CREATE TEMPORARY TABLE {table} (id bigint PRIMARY KEY)")
+                with cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
+                    for pk in ids:
+                        copy.write_row((pk,))
+            cursor.execute(f"ANALYZE {_FACTS_TABLE}, {_WAIVED_SERVERS}, {_WAIVED_SITES}")
             cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_FEED_STAGE} (object_id bigint, key varchar(255), data jsonb)"
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_FEED_STAGE} (object_id bigint, key varchar(255), data jsonb) "
+                "ON COMMIT DELETE ROWS"
             )
         if connection.in_atomic_block:  # a rollback would take the tables away again
             transaction.on_commit(lambda: setattr(self, "facts_marker", marker))
@@ -438,11 +444,13 @@ def _chunk_write(context: _Context, chunk: ScanChunk) -> int:
     with connection.cursor() as cursor:
         # The feed lock, then the feed rows: seq values are drawn while the lock is held until the commit.
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK])
+        # The stage is emptied at commit (ON COMMIT DELETE ROWS: a truncation, no dead rows). Within one longer
+        # transaction (a test's) it still holds earlier chunks' rows, which the chunk's own id range leaves out.
         cursor.execute(
-            f"WITH staged AS (DELETE FROM {_FEED_STAGE} RETURNING object_id, key, data) "
             f"INSERT INTO {feed} (kind, object_id, key, action, data, created) "
-            f"SELECT 'verdict', object_id, key, 'updated', data, %s FROM staged ORDER BY object_id",
-            [timezone.now()],
+            f"SELECT 'verdict', object_id, key, 'updated', data, %s FROM {_FEED_STAGE} "
+            "WHERE object_id BETWEEN %s AND %s ORDER BY object_id",
+            [timezone.now(), first, last],
         )
     changes_record_prepared(changed)
     return written + len(results)
@@ -452,26 +460,26 @@ def _chunk_write(context: _Context, chunk: ScanChunk) -> int:
 SCAN_IN_SQL = True
 _FEED_STAGE = "_scan_feed_stage"
 _FACTS_TABLE = "_scan_facts"
+# The ids of the servers and sites that server- and site-scoped waivers name (a few thousand at most): a join, where
+# an array parameter compared with `= ANY` costs every server a pass over the array.
+_WAIVED_SERVERS, _WAIVED_SITES = "_scan_waived_servers", "_scan_waived_sites"
 
 
 def _chunk_write_sql(context: _Context, first: int, last: int) -> tuple[int, list[int]]:
     """Results and staged feed rows of the chunk's servers in one statement: each server joined by its raw facts
-    columns to the verdict those facts have (passed as arrays, a few thousand at most), to its baseline result for
-    the delta, skipped when a recompute carries it forward. The servers a server- or site-scoped waiver names are
+    columns to the verdict those facts have (the session's facts table, a few thousand rows), to its baseline result
+    for the delta, skipped when a recompute carries it forward. The servers a server- or site-scoped waiver names are
     left out, and so are servers whose raw facts this worker does not know: their ids come back, read in the same
     snapshot, for the caller to evaluate. The feed rows go to a temporary table, so that the feed lock is taken only
     for their copy into the feed, not for the whole statement. Returns (results written, ids left out)."""
     server, organisation = Server._meta.db_table, Organisation._meta.db_table
     result = ServerResult._meta.db_table
-    waived = context.waived_servers[
-        bisect_left(context.waived_servers, first) : bisect_right(context.waived_servers, last)
-    ]
+    scan = context.scan
     params = {
-        "scan": context.scan.pk, "baseline": context.scan.baseline_id or 0, "has_baseline": bool(context.scan.baseline_id),
-        "recompute": bool(context.scan.levels), "first": first, "last": last, "waived_servers": waived,
-        "waived_sites": context.waived_sites, "compliant": sorted(COMPLIANT_STATES), "excepted": EXCEPTED,
-        "none": Delta.NONE.value, "nc": Delta.NEWLY_NONCOMPLIANT.value, "c": Delta.NEWLY_COMPLIANT.value,
-        "e": Delta.NEWLY_EXCEPTED.value,
+        "scan": scan.pk, "baseline": scan.baseline_id or 0, "has_baseline": bool(scan.baseline_id),
+        "recompute": bool(scan.levels), "first": first, "last": last,
+        "compliant": sorted(COMPLIANT_STATES), "excepted": EXCEPTED, "none": Delta.NONE.value,
+        "nc": Delta.NEWLY_NONCOMPLIANT.value, "c": Delta.NEWLY_COMPLIANT.value, "e": Delta.NEWLY_EXCEPTED.value,
     }  # fmt: skip
     with connection.cursor() as cursor:
         # Servers to facts on six columns: PostgreSQL's estimate prefers sorting both sides and merging, which takes
@@ -481,8 +489,7 @@ def _chunk_write_sql(context: _Context, first: int, last: int) -> tuple[int, lis
             f"""
             WITH chunk AS MATERIALIZED (
                 SELECT s.id, s.fqdn, f.verdict_id, f.state, f.waiver_id, f.affected, f.install, b.state AS was,
-                       s.id = ANY(%(waived_servers)s::bigint[])
-                       OR coalesce(s.site_id = ANY(%(waived_sites)s::bigint[]), false) AS is_waived
+                       ws.id IS NOT NULL OR wt.id IS NOT NULL AS is_waived
                 FROM {server} s
                 JOIN {organisation} o ON o.id = s.organisation_id
                 LEFT JOIN {_FACTS_TABLE} f
@@ -490,6 +497,8 @@ def _chunk_write_sql(context: _Context, first: int, last: int) -> tuple[int, lis
                  AND f.dotnet = s.dotnet_version AND f.prereq = s.prerequisites::text
                  AND coalesce(f.esu, '-infinity'::date) = coalesce(o.esu_enrolled_until, '-infinity'::date)
                 LEFT JOIN {result} b ON b.scan_id = %(baseline)s AND b.server_id = s.id
+                LEFT JOIN {_WAIVED_SERVERS} ws ON ws.id = s.id
+                LEFT JOIN {_WAIVED_SITES} wt ON wt.id = s.site_id
                 WHERE s.id BETWEEN %(first)s AND %(last)s
             ),
             kept AS MATERIALIZED (
