@@ -31,7 +31,7 @@ from inventory.models import (
     WorkerHeartbeat,
 )
 from inventory.notifications import subscription_save
-from inventory.records import server_record_from_mapping
+from inventory.records import fqdn_normalised, server_record_from_mapping
 from inventory.scans import ScanBusyError
 from inventory.selectors import scan_latest, verdict_ids_missing
 from inventory.services import (
@@ -151,6 +151,10 @@ class ServerAdminForm(forms.ModelForm):
         if self.instance.pk and "fqdn" in self.fields:
             self.fields["fqdn"].disabled = True  # the natural key: delete and create instead, as in the API
             self.fields["fqdn"].help_text = "The server's key; it cannot be changed"
+
+    def clean_fqdn(self) -> str:
+        # As stored, before the model's own checks see it (the FQDN's lower-case check among them).
+        return fqdn_normalised(self.cleaned_data["fqdn"].strip())
 
     def clean(self):
         cleaned = super().clean()

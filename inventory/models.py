@@ -71,7 +71,9 @@ class Tag(models.Model):
 class Server(TimeStamped):
     """An Exchange server; the FQDN (stored lower-case) is its natural key."""
 
-    fqdn = models.CharField(max_length=255, db_index=True, help_text="Stored lower-case; unique regardless of case")
+    # One index: the unique one. Lower case is a check rather than a unique index on lower(fqdn), which every lookup
+    # (fqdn = …, ordering by FQDN) would have needed a second index beside (and Django a third, for LIKE).
+    fqdn = models.CharField(max_length=255, help_text="Stored lower-case; unique regardless of case")
     name = models.CharField(max_length=64)
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="servers")
     site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.PROTECT, related_name="servers")
@@ -103,7 +105,8 @@ class Server(TimeStamped):
     class Meta:
         ordering = ("fqdn",)
         constraints = [
-            models.UniqueConstraint(Lower("fqdn"), name="inventory_server_unique_fqdn_ci"),
+            models.UniqueConstraint(fields=("fqdn",), name="inventory_server_unique_fqdn"),
+            models.CheckConstraint(condition=Q(fqdn=Lower("fqdn")), name="inventory_server_fqdn_lower_case"),
             models.CheckConstraint(condition=~Q(fqdn=""), name="inventory_server_fqdn_not_empty"),
         ]
         indexes = [
