@@ -297,11 +297,11 @@ class _Context:
     facts_marker: tuple = ()  # (database session, raw keys) that the facts table was written for
 
     def facts_table_ensure(self) -> None:
-        """Every raw key this worker knows, with its verdict, in a temporary table of this database session
-        (`_FACTS_TABLE`), which `_chunk_write_sql` joins the servers to. The state and waiver are those of a server
-        that no server- or site-scoped waiver names (a waiver for everyone may except it). Written again only in a
-        new session or once a chunk met new raw keys; outside the chunk's transaction, so a chunk rolled back does not
-        take it away."""
+        """The temporary tables of this database session that `_chunk_write_sql` joins the servers to: every raw key
+        this worker knows with its verdict (`_FACTS_TABLE`; the state and waiver are those of a server that no server-
+        or site-scoped waiver names: a waiver for everyone may except it), the ids of the servers and sites that such
+        waivers name, and the feed's stage. Written again only in a new session or once a chunk met new raw keys;
+        outside the chunk's transaction where there is none, so that a chunk rolled back does not take them away."""
         connection.ensure_connection()
         marker = (connection.connection.info.backend_pid, len(self.facts))
         if self.facts_marker == marker:
