@@ -291,9 +291,6 @@ class _Context:
     by_facts: dict = field(default_factory=dict)
     # (verdict id, state, was) → the change-feed entry's JSON text, made once per scan instead of once per chunk.
     feed: dict = field(default_factory=dict)
-    # The ids of the servers and sites that a server- or site-scoped waiver names: evaluated in Python.
-    waived_servers: list[int] = field(default_factory=list)
-    waived_sites: list[int] = field(default_factory=list)
     facts_marker: tuple = ()  # (database session, raw keys) that the facts table was written for
 
     def facts_table_ensure(self) -> None:
@@ -325,7 +322,7 @@ class _Context:
             with cursor.cursor.copy(f"COPY {_FACTS_TABLE} FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            for table, ids in ((_WAIVED_SERVERS, self.waived_servers), (_WAIVED_SITES, self.waived_sites)):
+            for table, ids in ((_WAIVED_SERVERS, self.waivers.server_ids()), (_WAIVED_SITES, self.waivers.site_ids())):
                 cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
                 cursor.execute(f"CREATE TEMPORARY TABLE {table} (id bigint PRIMARY KEY)")
                 with cursor.cursor.copy(f"COPY {table} FROM STDIN") as copy:
@@ -358,8 +355,7 @@ def _context(scan: ScanRun) -> _Context:
             by_raw = server_facts_by_raw()
         keys = {facts: facts_key(facts) for facts in set(by_raw.values())}
         context = _contexts[(scan.pk, scan.started_at)] = _Context(
-            scan, moment, waivers, {}, by_raw, keys,
-            waived_servers=sorted(waivers.server_ids()), waived_sites=sorted(waivers.site_ids()),
+            scan, moment, waivers, {}, by_raw, keys
         )  # fmt: skip
         _verdicts_load(context)
         unknown = [facts for facts, key in keys.items() if key not in context.verdicts]
@@ -429,31 +425,32 @@ def _chunk_write(context: _Context, chunk: ScanChunk) -> int:
     and servers whose facts appeared after this worker loaded the scan — goes through the same evaluation in Python
     (`_rows_evaluate`), which is also the whole path on SQLite."""
     first, last = chunk.first_server_id, chunk.last_server_id
-    in_chunk = Server.objects.filter(pk__gte=first, pk__lte=last)
-    if connection.vendor != "postgresql" or not SCAN_IN_SQL:
-        results, changed = _rows_evaluate(context, in_chunk, first, last)
-        rows_insert(ServerResult, RESULT_COLUMNS, results)
-        changes_record_prepared(changed)  # last: it holds the feed lock until this transaction commits
-        return len(results)
-    written, rest = _chunk_write_sql(context, first, last)
+    in_sql = connection.vendor == "postgresql" and SCAN_IN_SQL
+    written, rest = _chunk_write_sql(context, first, last) if in_sql else (0, None)
     results, changed = [], []
-    if rest:
-        results, changed = _rows_evaluate(context, in_chunk.filter(pk__any=rest), first, last)
+    if rest is None or rest:  # every server (SQLite), or those the statement left out
+        servers = Server.objects.filter(pk__gte=first, pk__lte=last)
+        results, changed = _rows_evaluate(context, servers if rest is None else servers.filter(pk__any=rest))
         rows_insert(ServerResult, RESULT_COLUMNS, results)
+    if in_sql:
+        _feed_stage_copy(first, last)
+    changes_record_prepared(changed)  # last: it holds the feed lock until this transaction commits
+    return written + len(results)
+
+
+def _feed_stage_copy(first: int, last: int) -> None:
+    """The chunk's staged change-feed rows into the feed, under the feed lock (seq values are drawn while it is held,
+    until the commit). The stage is emptied at commit (ON COMMIT DELETE ROWS: a truncation, no dead rows); within one
+    longer transaction (a test's) it still holds earlier chunks' rows, which the chunk's own id range leaves out."""
     feed = connection.ops.quote_name(Change._meta.db_table)
     with connection.cursor() as cursor:
-        # The feed lock, then the feed rows: seq values are drawn while the lock is held until the commit.
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK])
-        # The stage is emptied at commit (ON COMMIT DELETE ROWS: a truncation, no dead rows). Within one longer
-        # transaction (a test's) it still holds earlier chunks' rows, which the chunk's own id range leaves out.
         cursor.execute(
             f"INSERT INTO {feed} (kind, object_id, key, action, data, created) "
             f"SELECT 'verdict', object_id, key, 'updated', data, %s FROM {_FEED_STAGE} "
             "WHERE object_id BETWEEN %s AND %s ORDER BY object_id",
             [timezone.now(), first, last],
         )
-    changes_record_prepared(changed)
-    return written + len(results)
 
 
 # The PostgreSQL path (`_chunk_write_sql`); off, every chunk takes the path SQLite takes (tests compare the two).
@@ -531,19 +528,17 @@ def _chunk_write_sql(context: _Context, first: int, last: int) -> tuple[int, lis
     return written, list(rest)
 
 
-def _rows_evaluate(context: _Context, servers: QuerySet[Server], first: int, last: int) -> tuple[list, list]:
-    """The results and change-feed rows of these servers (of the chunk first..last), evaluated in Python."""
+def _rows_evaluate(context: _Context, servers: QuerySet[Server]) -> tuple[list, list]:
+    """The results and change-feed rows of these servers (of one chunk), evaluated in Python."""
     scan = context.scan
     rows = server_rows(servers, shared=context.facts)
     if not rows:
         return [], []
     previous = {}
     if scan.baseline_id:
-        previous = dict(
-            ServerResult.objects.filter(
-                scan_id=scan.baseline_id, server_id__gte=first, server_id__lte=last
-            ).values_list("server_id", "state")
-        )
+        ids = [row.id for row in rows]
+        baseline = ServerResult.objects.filter(scan_id=scan.baseline_id, server_id__any=ids)
+        previous = dict(baseline.values_list("server_id", "state"))
     by_facts = context.by_facts
     new = {id(row.facts): row.facts for row in rows if id(row.facts) not in by_facts}
     if new:

@@ -14,7 +14,7 @@ from django.conf import settings
 from inventory import scans
 from inventory.models import Change, Organisation, ScanRun, ScanTally, Server, ServerResult, Site, Waiver
 from inventory.scans import scan_request, scan_run_execute, scan_start, scan_work
-from tests.inventory.test_scan import AS_OF, ESTATE, server, upsert
+from tests.inventory.test_scan import AS_OF, ESTATE, FULL_2019, server, upsert
 
 pytestmark = pytest.mark.skipif(
     "postgresql" not in settings.DATABASES["default"]["ENGINE"],
@@ -39,6 +39,12 @@ def estate(loaded_catalog, settings):
         server("esu-a.adatum.example", "15.2.1258.28", organisation="adatum.example"),
         server("esu-b.adatum.example", "15.1.2507.39", organisation="adatum.example"),
         server("e16.adatum.example", "15.1.2507.39", organisation="adatum.example", site="Oslo"),
+        # Look-alikes of the facts above: no site (a site waiver cannot reach it), no roles, the prerequisites of
+        # another server in another order, the build in its AdminDisplayVersion form.
+        server("nosite.contoso.example", "15.2.1258.28", site=""),
+        server("noroles.contoso.example", "15.2.1258.28", roles=""),
+        server("order.contoso.example", "15.2.1258.28", prerequisites=dict(reversed(list(FULL_2019.items())))),
+        server("admin.contoso.example", "Version 15.2 (Build 1258.28)"),
     ]
     ids = upsert(*items)
     Organisation.objects.filter(name="adatum.example").update(esu_enrolled_until=date(2026, 10, 13))
@@ -161,8 +167,8 @@ def test_a_server_whose_facts_appear_after_planning_is_evaluated_all_the_same(es
 def spy(function, seen: list):
     """`_rows_evaluate` that also records the FQDNs it evaluated."""
 
-    def evaluate(context, servers, first, last):
+    def evaluate(context, servers):
         seen.extend(servers.values_list("fqdn", flat=True))
-        return function(context, servers, first, last)
+        return function(context, servers)
 
     return evaluate
