@@ -433,23 +433,25 @@ def _chunk_write(context: _Context, chunk: ScanChunk) -> int:
         results, changed = _rows_evaluate(context, servers if rest is None else servers.filter(pk__any=rest))
         rows_insert(ServerResult, RESULT_COLUMNS, results)
     if in_sql:
-        _feed_stage_copy(first, last)
+        _feed_stage_copy()
     changes_record_prepared(changed)  # last: it holds the feed lock until this transaction commits
     return written + len(results)
 
 
-def _feed_stage_copy(first: int, last: int) -> None:
-    """The chunk's staged change-feed rows into the feed, under the feed lock (seq values are drawn while it is held,
-    until the commit). The stage is emptied at commit (ON COMMIT DELETE ROWS: a truncation, no dead rows); within one
-    longer transaction (a test's) it still holds earlier chunks' rows, which the chunk's own id range leaves out."""
+def _feed_stage_copy() -> None:
+    """The chunk's staged change-feed rows moved into the feed, under the feed lock (seq values are drawn while it is
+    held, until the commit). Moved, not copied: within one longer transaction (a test's, several scans in it) the stage
+    would otherwise still hold the rows of earlier chunks and scans. The deleted rows go at commit (ON COMMIT DELETE
+    ROWS truncates the table; a temporary table is never vacuumed, and dead rows left there slowed every later chunk:
+    6.7 s at 1,000,000 servers)."""
     feed = connection.ops.quote_name(Change._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK])
         cursor.execute(
+            f"WITH staged AS (DELETE FROM {_FEED_STAGE} RETURNING object_id, key, data) "
             f"INSERT INTO {feed} (kind, object_id, key, action, data, created) "
-            f"SELECT 'verdict', object_id, key, 'updated', data, %s FROM {_FEED_STAGE} "
-            "WHERE object_id BETWEEN %s AND %s ORDER BY object_id",
-            [timezone.now(), first, last],
+            "SELECT 'verdict', object_id, key, 'updated', data, %s FROM staged ORDER BY object_id",
+            [timezone.now()],
         )
 
 
@@ -622,7 +624,7 @@ def scan_finish(*, scan_id: int) -> bool:
             newly_excepted=deltas[Delta.NEWLY_EXCEPTED],
         )  # fmt: skip
     _contexts.clear()
-    statistics_refresh()
+    statistics_refresh(VerdictGap, ScanTally, ScanVerdict, Server)  # the results were analyzed before the sweep
     return True
 
 

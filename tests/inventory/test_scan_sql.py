@@ -64,42 +64,55 @@ def estate(loaded_catalog, settings):
     return ids
 
 
-def outcome(scan: ScanRun) -> dict:
-    """What a scan wrote, keyed so that two scans of the same estate compare equal."""
+def outcome(scan: ScanRun, *, feed_after: int) -> dict:
+    """What a scan wrote, keyed so that two scans of the same estate compare equal: its results, tallies and counts,
+    and every verdict row the feed received after seq `feed_after` (whatever scan they name)."""
     scan.refresh_from_db()
     results = ServerResult.objects.filter(scan=scan).values_list(
         "server__fqdn", "state", "waiver__target_kb", "waiver__server_id", "waiver__site_id", "delta",
         "is_newly_noncompliant", "verdict__facts_key",
     )  # fmt: skip
-    feed = Change.objects.filter(kind="verdict", data__scan=scan.pk).values_list("object_id", "key", "action", "data")
+    feed = Change.objects.filter(kind="verdict", seq__gt=feed_after).values_list("object_id", "key", "action", "data")
     tallies = ScanTally.objects.filter(scan=scan).values_list("verdict__facts_key", "state", "delta", "server_count")
     return {
         "results": sorted(results),
         "feed": sorted((pk, key, action, {k: v for k, v in data.items() if k != "scan"}) for pk, key, action, data in feed),
+        "scans named by the feed": {data["scan"] for *_, data in feed} <= {scan.pk},
         "tallies": sorted(tallies),
         "scan": (scan.status, scan.server_count, scan.counts, scan.carried_count, scan.newly_noncompliant,
                  scan.newly_compliant, scan.newly_excepted),
     }  # fmt: skip
 
 
-def both_writers(monkeypatch, run) -> dict:
-    """Run the scan with the set-based writer, forget it, run it again with the row writer; both outcomes."""
-    outcomes = {}
+# The servers that a live server- or site-scoped waiver names (sec: its own; dub-sec: its site's): the set-based
+# writer leaves them to the row writer. osl-sec's own waiver expired, so the statement decides it.
+WAIVED = {"sec.contoso.example", "dub-sec.contoso.example"}
+
+
+def both_writers(monkeypatch, run) -> tuple[dict, set[str]]:
+    """Run the scan with the set-based writer, forget it, run it again with the row writer: both outcomes, and which
+    servers the set-based run evaluated in Python."""
+    outcomes, evaluated = {}, []
+    monkeypatch.setattr(scans, "_rows_evaluate", spy(scans._rows_evaluate, evaluated))
     for in_sql in (True, False):
         monkeypatch.setattr(scans, "SCAN_IN_SQL", in_sql)
+        feed_after = Change.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
         scan = run()
-        outcomes[in_sql] = outcome(scan)
+        outcomes[in_sql] = outcome(scan, feed_after=feed_after)
         if in_sql:
-            Change.objects.filter(kind="verdict", data__scan=scan.pk).delete()
+            in_python = set(evaluated)
+            Change.objects.filter(seq__gt=feed_after).delete()
             scan.delete()
-    return outcomes
+    return outcomes, in_python
 
 
 @pytest.mark.django_db
 def test_both_writers_write_the_same_first_scan_with_waivers_of_every_scope(estate, monkeypatch):
-    outcomes = both_writers(monkeypatch, lambda: scan_run_execute(as_of=AS_OF))
+    outcomes, in_python = both_writers(monkeypatch, lambda: scan_run_execute(as_of=AS_OF))
 
     assert outcomes[True] == outcomes[False]
+    assert outcomes[True]["scans named by the feed"]
+    assert in_python == WAIVED  # every other server was joined to its verdict in SQL
     results = {row[0]: row for row in outcomes[True]["results"]}
     assert results["sec.contoso.example"][1:5] == ("excepted", "KB5036386", estate["sec.contoso.example"], None)
     assert results["dub-sec.contoso.example"][1:3] == ("excepted", "KB5036386")  # site scope
@@ -121,9 +134,11 @@ def test_both_writers_write_the_same_deltas_in_a_later_scan(estate, monkeypatch)
     )
     Server.objects.filter(fqdn="lab.contoso.example").delete()
 
-    outcomes = both_writers(monkeypatch, lambda: scan_run_execute(as_of=LATER))
+    outcomes, in_python = both_writers(monkeypatch, lambda: scan_run_execute(as_of=LATER))
 
     assert outcomes[True] == outcomes[False]
+    assert outcomes[True]["scans named by the feed"]
+    assert in_python == WAIVED  # every other server was joined to its verdict in SQL
     deltas = {row[0]: row[5] for row in outcomes[True]["results"]}
     assert deltas["sec.contoso.example"] == "newly_compliant"
     assert deltas["cur-a.contoso.example"] == "newly_noncompliant"
@@ -140,9 +155,11 @@ def test_both_writers_carry_the_same_results_forward_in_a_recompute(estate, monk
         scan = scan_request(trigger="catalog", levels=[["2019", "CU14"]], as_of=AS_OF)
         return scan_run_execute(scan_id=scan.pk, as_of=AS_OF)
 
-    outcomes = both_writers(monkeypatch, recompute)
+    outcomes, in_python = both_writers(monkeypatch, recompute)
 
     assert outcomes[True] == outcomes[False]
+    assert outcomes[True]["scans named by the feed"]
+    assert in_python == WAIVED  # every other server was joined to its verdict in SQL
     assert outcomes[True]["scan"][3] > 0  # carried forward
     assert outcomes[True]["scan"][1] == len(estate)
 
@@ -157,7 +174,7 @@ def test_a_server_whose_facts_appear_after_planning_is_evaluated_all_the_same(es
     upsert({"fqdn": "old.contoso.example", "build": "15.2.1258.32", "dotnet_version": "4.8.1"})
     scan_work(scan_id=scan.pk)
 
-    assert "old.contoso.example" in evaluated  # by the row writer
+    assert set(evaluated) == WAIVED | {"old.contoso.example"}  # its new facts: by the row writer
     result = ServerResult.objects.select_related("verdict").get(scan=scan, server__fqdn="old.contoso.example")
     assert (result.verdict.product, result.verdict.level) == ("2019", "CU13")
     assert ServerResult.objects.filter(scan=scan).count() == len(estate)
