@@ -154,7 +154,7 @@ class ServerAdminForm(forms.ModelForm):
 
     def clean_fqdn(self) -> str:
         # As stored, before the model's own checks see it (the FQDN's lower-case check among them).
-        return fqdn_normalised(self.cleaned_data["fqdn"].strip())
+        return fqdn_normalised(self.cleaned_data["fqdn"])
 
     def clean(self):
         cleaned = super().clean()

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from inventory.models import ClusterMember, MaintenanceWindow, Organisation, Server
+from inventory.records import fqdn_normalised
 from kb.engine.coexistence import CoexistenceReport, coexistence_check
 from kb.engine.compliance import ServerFacts
 from kb.engine.estate import Estate, EstateServer, Rollout, WindowSpec, rollout_plan
@@ -83,10 +84,12 @@ def _estate(organisation: str | None = None) -> Estate:
 
 def plan_server(fqdn: str, *, target: str | None = None) -> Plan:
     """One server's plan: its view of its cluster's plan when it is a member (the organisation is loaded whole)."""
-    organisation = Server.objects.filter(fqdn=fqdn.lower()).values_list("organisation__name", flat=True).first()
+    organisation = (
+        Server.objects.filter(fqdn=fqdn_normalised(fqdn)).values_list("organisation__name", flat=True).first()
+    )
     if organisation is None:
         raise UnknownServerError(f"--server: {fqdn} is not in the inventory")
-    return _estate(organisation).plan_server(fqdn.lower(), target=target)
+    return _estate(organisation).plan_server(fqdn_normalised(fqdn), target=target)
 
 
 def plan_cluster(name: str, *, organisation: str | None = None, target: str | None = None) -> GroupPlan:

@@ -99,7 +99,7 @@ def records_from_items(
 
 def _fqdn_as_given(item: object) -> str:
     value = item.get("fqdn") if isinstance(item, Mapping) else None
-    return shown(value.strip().lower().rstrip("."), limit=255) if isinstance(value, str) else ""
+    return shown(fqdn_normalised(value.strip()), limit=255) if isinstance(value, str) else ""
 
 
 def server_record_from_mapping(

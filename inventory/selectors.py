@@ -41,6 +41,7 @@ from inventory.models import (
     ServerResult,
     Waiver,
 )
+from inventory.records import fqdn_normalised
 from kb.engine.builds import InvalidBuildError, parse_reported_build
 from kb.engine.compliance import COMPLIANT_STATES, EXCEPTED, ServerFacts, facts_parse, has_fix
 from kb.engine.lookup import build_info
@@ -199,7 +200,7 @@ def results_latest(*, state: str | None = None, fqdn: str | None = None) -> Quer
     if state:
         queryset = queryset.filter(state=state)
     if fqdn:
-        queryset = queryset.filter(server__fqdn=fqdn.lower())
+        queryset = queryset.filter(server__fqdn=fqdn_normalised(fqdn))
     return queryset
 
 
@@ -535,7 +536,7 @@ def server_detail(fqdn: str, *, history: int = 30) -> ServerDetail | None:
     server = (
         Server.objects.select_related("site", "organisation", "cluster_membership__cluster")
         .prefetch_related("tags", "maintenance_windows")
-        .filter(fqdn=fqdn.lower().rstrip("."))
+        .filter(fqdn=fqdn_normalised(fqdn))
         .first()
     )
     if server is None:

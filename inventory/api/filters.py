@@ -8,6 +8,7 @@ from rest_framework.exceptions import ValidationError
 
 from exchangepatch.filters import StrictFilterSet
 from inventory.models import Server, Waiver
+from inventory.records import fqdn_normalised
 from kb.engine.builds import PRODUCTS
 from kb.models import Level
 
@@ -46,7 +47,7 @@ class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 
 class ServerFilter(StrictFilterSet):
-    fqdn = django_filters.CharFilter(field_name="fqdn", lookup_expr="iexact")
+    fqdn = django_filters.CharFilter(method="filter_fqdn", help_text="Any case; the trailing dot may be given")
     site = django_filters.CharFilter(field_name="site__name")
     role = django_filters.ChoiceFilter(
         method="filter_role",
@@ -61,6 +62,11 @@ class ServerFilter(StrictFilterSet):
     class Meta:
         model = Server
         fields = ("fqdn", "site", "role", "tag", "state", "product", "level", "last_updated__gte", "environment")
+
+    def filter_fqdn(self, queryset, name, value):
+        # As stored (lower case, no root dot): an equality the FQDN's unique index answers, where iexact compared
+        # UPPER(fqdn) with every row.
+        return queryset.filter(fqdn=fqdn_normalised(value.strip()))
 
     def filter_role(self, queryset, name, value):
         return queryset.filter(roles__contains=value)

@@ -24,7 +24,7 @@ from inventory.choices import ScanTrigger
 from inventory.models import Change, Cluster, ScanRun, Server, ServerResult, Site, Waiver
 from inventory.needs import EXCEPTED, LACKING, UNKNOWN, fix_need, update_need
 from inventory.planning import UnknownServerError, plan_rollout, plan_server
-from inventory.records import records_from_items, server_record_from_mapping
+from inventory.records import fqdn_normalised, records_from_items, server_record_from_mapping
 from inventory.scans import ScanBusyError
 from inventory.selectors import compliance_summary, result_as_dict, results_latest, scan_latest, summary_key
 from inventory.services import (
@@ -90,7 +90,7 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
         value = self.kwargs[self.lookup_field]
         queryset = self.get_queryset()
         number = digits(value)
-        lookup = {"pk": number} if number is not None and number < 2**63 else {"fqdn": value.lower().rstrip(".")}
+        lookup = {"pk": number} if number is not None and number < 2**63 else {"fqdn": fqdn_normalised(value)}
         server = queryset.filter(**lookup).first()
         if server is None:
             raise NotFound(f"server {value} is not in the inventory")
@@ -123,7 +123,7 @@ class ServerViewSet(ETagMixin, viewsets.ModelViewSet):
             locked = Server.objects.select_for_update().get(pk=server.pk)
             self.check_if_match(request, locked)
             data = dict(request.data)
-            if "fqdn" in data and str(data["fqdn"]).lower().rstrip(".") != server.fqdn:
+            if "fqdn" in data and fqdn_normalised(str(data["fqdn"]).strip()) != server.fqdn:
                 return error_response("invalid input", 400, {"fqdn": ["cannot be changed; delete and create instead"]})
             data["fqdn"] = server.fqdn
             record, problems = server_record_from_mapping(data)

@@ -231,6 +231,8 @@ def test_create_conflicts_with_an_existing_fqdn_and_fqdn_cannot_change(api, demo
         ("state=unsupported_level", {"mbx-ex19-03", "hub-ex07-01"}),
         ("site=Perimeter&tag=edge", {"edge-ex19-01", "edge-ex19-02"}),
         ("fqdn=MBX-EX19-01.CONTOSO.EXAMPLE", {"mbx-ex19-01"}),
+        ("fqdn=Mbx-Ex19-01.contoso.example.", {"mbx-ex19-01"}),  # the root's dot, as DNS tools print it
+        ("fqdn=mbx-ex19", set()),  # a whole FQDN, not a prefix
         ("last_updated__gte=2999-01-01T00:00:00Z", set()),
     ],
 )
