@@ -12,8 +12,15 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import orjson
 from django.db import connection, models
 from django.db.models import Field, ForeignObject, Lookup
+
+
+def json_text(value: object) -> str:
+    """JSON text for a COPY or executemany row (a JSON column, a feed document): orjson, a tenth of json.dumps's time
+    for the 100,000 documents of an import; the database stores jsonb, so the compact spelling changes nothing."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def rows_insert(model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple]) -> None:

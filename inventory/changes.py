@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-import orjson
 from django.db import connection
 from django.utils import timezone
 
-from inventory.bulk import rows_insert
+from inventory.bulk import json_text, rows_insert
 from inventory.models import Change
 
 # Any constant: the advisory lock every feed writer takes until it commits (PostgreSQL; SQLite writers are serial).
@@ -18,11 +17,10 @@ FEED_LOCK = 8_150_413
 
 def changes_record(rows: Iterable[tuple[str, int, str, str, dict | str | None]]) -> int:
     """rows: (kind, object_id, key, action, data). Call inside the transaction that made the change. `data` is a
-    dict, None, or already JSON text (a scan serialises each distinct change once, not once per server). Dicts are
-    serialised by orjson: an import writes 100,000 of them, in a tenth of the time json.dumps takes."""
+    dict, None, or already JSON text (a scan serialises each distinct change once, not once per server)."""
     now = timezone.now()
     items = [
-        (kind, object_id, key, action, data if data is None or isinstance(data, str) else _json(data), now)
+        (kind, object_id, key, action, data if data is None or isinstance(data, str) else json_text(data), now)
         for kind, object_id, key, action, data in rows
     ]
     return changes_record_prepared(items)
@@ -38,7 +36,3 @@ def changes_record_prepared(items: list[tuple[str, int, str, str, str | None, da
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FEED_LOCK])
     rows_insert(Change, ("kind", "object_id", "key", "action", "data", "created"), items)
     return len(items)
-
-
-def _json(data: dict) -> str:
-    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import operator
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from datetime import date
 from django.db import IntegrityError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
-from inventory.bulk import rows_insert, rows_insert_copied, rows_insert_new, rows_update
+from inventory.bulk import json_text, rows_insert, rows_insert_copied, rows_insert_new, rows_update
 from inventory.changes import changes_record
 from inventory.models import (
     Cluster,
@@ -91,7 +90,6 @@ def server_upsert_many(
     one created meanwhile by another writer then fails the attempt, which is run again (rolled back to its savepoint).
     """
     last_error: Exception | None = None
-    upsert = functools.partial(_servers_upsert, copy_new=True) if copy_new else _servers_upsert
     for _ in range(ATTEMPTS):
         try:
             seen = _Seen.read(records)
@@ -99,7 +97,7 @@ def server_upsert_many(
                 return [UpsertResult(index, r.fqdn, "unchanged", [], seen.rows[r.fqdn]["id"])
                         for index, r in enumerate(records)]  # fmt: skip
             with transaction.atomic():
-                results = upsert(records, seen, source=source)
+                results = _servers_upsert(records, seen, source=source, copy_new=copy_new)
                 if dry_run:
                     transaction.set_rollback(True)
             return results
@@ -328,7 +326,7 @@ def _row_maker(names: tuple[str, ...]):
     for name in names:
         column = by_name[name]
         if isinstance(column, models.JSONField):
-            convert.append(_json_text)
+            convert.append(json_text)
         elif isinstance(column, models.DateTimeField) and connection.vendor != "postgresql":
             convert.append(adapt)
         else:
@@ -349,10 +347,6 @@ def _row_maker(names: tuple[str, ...]):
         return tuple(values)
 
     return make
-
-
-def _json_text(value: object) -> str:
-    return "{}" if value == {} else json.dumps(value)  # most servers state no prerequisites
 
 
 def _changes(row: dict, record: ServerRecord, organisations, sites, org_names: dict[int, str]) -> dict[str, object]:

@@ -454,7 +454,7 @@ def test_a_sync_that_keeps_colliding_is_a_409_naming_the_items(api, monkeypatch)
 
     attempts = []
 
-    def collide(records, seen, *, source):
+    def collide(records, seen, *, source, copy_new):
         attempts.append(source)
         raise IntegrityError("UNIQUE constraint failed: inventory_server.fqdn")
 
