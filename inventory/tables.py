@@ -94,13 +94,12 @@ class ResultTable(tables.Table):
 
 class FixLackingTable(ResultTable):
     """Servers of a fix query (results of inventory.needs.fix_need); `why` says why they are listed, or, when not
-    given, the verdict's reasons; `count`, when given, is how many there are."""
+    given, the verdict's reasons. The pages count the rows themselves (a COUNT): the scan's tallies outlive servers
+    deleted since, and a paginator told another number would cut rows or show empty pages."""
 
-    def __init__(self, *args, why: str | None = None, count: int | None = None, **kwargs):
+    def __init__(self, *args, why: str | None = None, **kwargs):
         self.why = why
         super().__init__(*args, **kwargs)
-        if count is not None:  # known from the scan's tallies: no COUNT over the results
-            self.data._length = count
 
     def render_why(self, value):
         return self.why or "; ".join(value or ())

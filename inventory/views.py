@@ -132,11 +132,11 @@ def _lacking(request, kb: str) -> dict:
     if fix is not None:
         carried = f"not carried by what it runs; carried by: {', '.join(fix.carriers)}"
         context["fix_tables"] = [
-            (title, config.configure(FixLackingTable(fix.of(key), why=why, count=count, prefix=f"fix-{key}-")))
-            for key, title, why, count in (
-                (LACKING, "Lacking the fix", carried, fix.lacking_count),
-                (UNKNOWN, "Cannot be told", None, fix.unknown_count),
-                (EXCEPTED, "Lacking, but excepted by a waiver", "a waiver covers this fix", fix.excepted_count),
+            (title, config.configure(FixLackingTable(fix.of(key), why=why, prefix=f"fix-{key}-")))
+            for key, title, why in (
+                (LACKING, "Lacking the fix", carried),
+                (UNKNOWN, "Cannot be told", None),
+                (EXCEPTED, "Lacking, but excepted by a waiver", "a waiver covers this fix"),
             )
         ]
     if update is not None:

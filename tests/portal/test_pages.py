@@ -351,6 +351,21 @@ def test_who_lacks_a_fix_says_who_and_why(portal, demo):
     assert "<strong>1</strong> lacking" in response.content.decode()
 
 
+def test_who_lacks_a_fix_lists_what_is_there_after_a_server_is_deleted(portal, demo):
+    # Two invented 2010 SP1 RU3 servers lack KB2509910's fixes; one is deleted after the scan (its results go, the
+    # scan's tallies stay): the table's rows and its count follow what is stored.
+    _add_server("old-ex10.invented.example", "14.1.289.7")
+    _add_server("gone-ex10.invented.example", "14.1.289.7")
+    call_command("scan", "--as-of", "2024-06-01", stdout=io.StringIO())
+    Server.objects.get(fqdn="gone-ex10.invented.example").delete()
+    fix = Fix.objects.filter(updates__kb="KB2509910").order_by("kb").first()
+
+    table = dict(portal.get("/who-lacks/", {"kb": fix.kb}).context["fix_tables"])["Lacking the fix"]
+
+    assert [row.record.server.fqdn for row in table.rows] == ["old-ex10.invented.example"]
+    assert len(table.rows) == table.paginator.count == 1
+
+
 def _add_server(fqdn: str, build: str) -> None:
     from inventory.records import server_record_from_mapping
     from inventory.services import server_upsert_many
