@@ -4,7 +4,6 @@ import csv
 import io
 import json
 import re
-from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -425,7 +424,7 @@ def test_rollout_of_an_unknown_site_is_a_404_with_the_reason(portal, demo):
 
 def test_coexistence_page_lists_blockers_with_their_plans(portal, demo):
     response = portal.get("/coexistence/", {"introduce": "2013", "organisation": "fabrikam.example"})
-    command = StringIO()
+    command = io.StringIO()
     call_command("coexistence_check", "--introduce", "2013", "--organisation", "fabrikam.example", "--format", "json",
                  stdout=command)  # fmt: skip
     expected = json.loads(command.getvalue())["blockers"]
@@ -447,13 +446,22 @@ def test_coexistence_page_lists_blockers_with_their_plans(portal, demo):
 
 
 def test_coexistence_page_without_a_newcomer_checks_what_runs_today(portal, demo):
+    # Invented: an Exchange 2007 server appears in contoso.example, which runs 2013 to 2019 already.
+    _add_server("old-ex07.contoso.example", "8.3.192.1")
     response = portal.get("/coexistence/", {"introduce": "none"})
-    command = StringIO()
+    command = io.StringIO()
     call_command("coexistence_check", "--format", "json", stdout=command)
+    expected = json.loads(command.getvalue())["blockers"]
+    html = response.content.decode()
 
     assert response.status_code == 200
     assert response.context["report"].introduce is None
-    assert len(response.context["report"].blockers) == len(json.loads(command.getvalue())["blockers"])
+    assert [(b.fqdn, b.reason) for b in response.context["report"].blockers] == [
+        (b["fqdn"], b["reason"]) for b in expected
+    ]
+    assert "old-ex07.contoso.example" in {b["fqdn"] for b in expected}
+    assert "the versions already side by side" in html
+    assert all(escape(b["reason"]) in html for b in expected)
 
 
 @pytest.mark.parametrize(
