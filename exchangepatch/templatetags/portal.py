@@ -54,6 +54,20 @@ def level_text(info) -> str:
     return _level_text(info or {})
 
 
+# Kinds (of a plan step, a blocker, a build's form) as an administrator reads them; any other with its underscores as
+# spaces. "adpreparation", as the underscores cut out gave, read like a typo.
+KIND_LABELS = {
+    "ad_preparation": "AD preparation", "pre_step": "pre-step", "post_step": "post-step",
+    "admin_display": "AdminDisplayVersion", "ad_serial_number": "AD serialNumber",
+}  # fmt: skip
+
+
+@register.filter
+def kind_label(kind: str | None) -> str:
+    """ "AD preparation" for a plan step's kind "ad_preparation", "pre-step" for "pre_step", and so on."""
+    return KIND_LABELS.get(kind or "", (kind or "").replace("_", " "))
+
+
 @register.filter
 def state_colour(state: str) -> str:
     return STATE_COLOURS.get(state, "#adb5bd")
